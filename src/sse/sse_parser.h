@@ -1,0 +1,66 @@
+/*
+ * sse_parser: an incremental Server-Sent Events parser following the WHATWG
+ * rules (HTML "Server-sent events", parsing an event stream). Pure: bytes in,
+ * events out through a callback; no I/O, no clock, no globals.
+ *
+ * Feeding the same bytes in any chunking gives the same events. Lines end in
+ * CR, LF or CRLF (a CR at the end of one chunk and an LF at the start of the
+ * next are one line end); a leading UTF-8 BOM is skipped; comments are
+ * ignored; `data` lines are joined with "\n"; one space after the colon is
+ * stripped; unknown fields are ignored; `id` containing NUL is ignored;
+ * `retry` is honoured when all digits; an empty data buffer dispatches
+ * nothing.
+ *
+ * Caps: a line longer than max_line or an event whose data grows past
+ * max_event is skipped whole: on_error is called once with SSE_ERR_TOOBIG,
+ * and the parser resynchronises at the next blank line. Memory stays within
+ * max_line + max_event (plus a small constant).
+ */
+#ifndef MBTA_SSE_PARSER_H
+#define MBTA_SSE_PARSER_H
+
+#include <stddef.h>
+
+struct sse_event {
+    const char *type; /* "message" when the event had no `event` field */
+    size_t type_len;
+    const char *data; /* lines joined with "\n", no trailing newline */
+    size_t data_len;
+    const char *id; /* the last event ID (persists across events), "" if none */
+    size_t id_len;
+};
+
+enum sse_err {
+    SSE_ERR_TOOBIG = 1, /* line or event over the cap: skipped */
+};
+
+/* Called for each dispatched event; the event's pointers are borrowed until
+ * the callback returns. Return 0 to go on, non-zero to make sse_parser_feed
+ * stop and return that value (the rest of the chunk is not parsed). */
+typedef int(sse_event_cb)(void *opaque, const struct sse_event *ev);
+typedef void(sse_error_cb)(void *opaque, enum sse_err err, const char *msg);
+
+struct sse_parser_conf {
+    size_t max_line;  /* default 16 MiB when 0 */
+    size_t max_event; /* default 64 MiB when 0 */
+};
+
+struct sse_parser;
+
+struct sse_parser *sse_parser_new(const struct sse_parser_conf *conf, sse_event_cb *on_event,
+                                  sse_error_cb *on_error, void *opaque);
+void sse_parser_destroy(struct sse_parser *p); /* NULL is a no-op */
+
+/* Parses n bytes. Returns 0, or the non-zero value an on_event returned. */
+int sse_parser_feed(struct sse_parser *p, const char *buf, size_t n);
+
+/* Forgets a partial line and event (after a connection ends); keeps the last
+ * event ID and retry, and expects a BOM again at the start. */
+void sse_parser_reset(struct sse_parser *p);
+
+/* The reconnection time the server asked for with `retry:`, or -1. */
+long sse_parser_retry_ms(const struct sse_parser *p);
+/* The last event ID ("" when none); borrowed until the next feed. */
+const char *sse_parser_last_id(const struct sse_parser *p);
+
+#endif
