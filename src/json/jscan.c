@@ -1,0 +1,555 @@
+/*
+ * jscan: see jscan.h. One iterative scanner (an explicit container stack,
+ * no recursion, so hostile nesting cannot blow the C stack) used three ways:
+ * validate, split a top-level array, pick top-level string members.
+ */
+#include "json/jscan.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sc {
+    const unsigned char *p;
+    size_t n, pos;
+    int max_depth;
+    char *errstr;
+    size_t errsz;
+};
+
+__attribute__((format(printf, 2, 3))) static int sc_fail(struct sc *s, const char *fmt, ...)
+{
+    if (s->errstr && s->errsz) {
+        int k = snprintf(s->errstr, s->errsz, "offset %zu: ", s->pos);
+        if (k >= 0 && (size_t)k < s->errsz) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(s->errstr + k, s->errsz - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+static void sc_ws(struct sc *s)
+{
+    while (s->pos < s->n) {
+        unsigned char c = s->p[s->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        s->pos++;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads 4 hex digits at p (n bytes available); -1 if not hex. */
+static long hex4(const unsigned char *p, size_t n)
+{
+    long v = 0;
+    if (n < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0; /* continuation byte, C0/C1 (overlong), F5+ */
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        return 0;
+    return len;
+}
+
+/* Scans a string starting at the opening quote; on success s->pos is past the
+ * closing quote and *raw covers the content. */
+static int sc_string(struct sc *s, struct jscan_span *raw, int *escaped)
+{
+    size_t start = ++s->pos;
+    int esc = 0;
+    while (s->pos < s->n) {
+        unsigned char c = s->p[s->pos];
+        if (c == '"') {
+            if (raw) {
+                raw->off = start;
+                raw->len = s->pos - start;
+            }
+            if (escaped)
+                *escaped = esc;
+            s->pos++;
+            return 0;
+        }
+        if (c < 0x20)
+            return sc_fail(s, "control character 0x%02x in string", c);
+        if (c == '\\') {
+            esc = 1;
+            if (s->pos + 1 >= s->n)
+                return sc_fail(s, "unterminated escape");
+            unsigned char e = s->p[s->pos + 1];
+            if (e == 'u') {
+                long u = hex4(s->p + s->pos + 2, s->n - s->pos - 2);
+                if (u < 0)
+                    return sc_fail(s, "bad \\u escape");
+                if (u >= 0xDC00 && u <= 0xDFFF)
+                    return sc_fail(s, "lone low surrogate \\u%04lX", u);
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    size_t q = s->pos + 6;
+                    long lo = -1;
+                    if (q + 1 < s->n && s->p[q] == '\\' && s->p[q + 1] == 'u')
+                        lo = hex4(s->p + q + 2, s->n - q - 2);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return sc_fail(s, "lone high surrogate \\u%04lX", u);
+                    s->pos += 12;
+                } else {
+                    s->pos += 6;
+                }
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == '\0')
+                return sc_fail(s, "bad escape \\%c", e >= 0x20 && e < 0x7f ? e : '?');
+            s->pos += 2;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t l = utf8_len(s->p + s->pos, s->n - s->pos);
+            if (!l)
+                return sc_fail(s, "invalid UTF-8");
+            s->pos += l;
+            continue;
+        }
+        s->pos++;
+    }
+    return sc_fail(s, "unterminated string");
+}
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int sc_number(struct sc *s)
+{
+    const unsigned char *p = s->p;
+    if (s->pos < s->n && p[s->pos] == '-')
+        s->pos++;
+    if (s->pos >= s->n || !is_digit(p[s->pos]))
+        return sc_fail(s, "bad number");
+    if (p[s->pos] == '0') {
+        s->pos++;
+    } else {
+        while (s->pos < s->n && is_digit(p[s->pos]))
+            s->pos++;
+    }
+    if (s->pos < s->n && p[s->pos] == '.') {
+        s->pos++;
+        if (s->pos >= s->n || !is_digit(p[s->pos]))
+            return sc_fail(s, "bad fraction");
+        while (s->pos < s->n && is_digit(p[s->pos]))
+            s->pos++;
+    }
+    if (s->pos < s->n && (p[s->pos] == 'e' || p[s->pos] == 'E')) {
+        s->pos++;
+        if (s->pos < s->n && (p[s->pos] == '+' || p[s->pos] == '-'))
+            s->pos++;
+        if (s->pos >= s->n || !is_digit(p[s->pos]))
+            return sc_fail(s, "bad exponent");
+        while (s->pos < s->n && is_digit(p[s->pos]))
+            s->pos++;
+    }
+    /* A number must not run into a letter or digit ("01", "1x"): the caller
+     * checks what follows, which must be a separator. */
+    return 0;
+}
+
+static int sc_literal(struct sc *s, const char *lit, size_t len)
+{
+    if (s->n - s->pos < len || memcmp(s->p + s->pos, lit, len) != 0)
+        return sc_fail(s, "invalid literal");
+    s->pos += len;
+    return 0;
+}
+
+/* Expects a member name at s->pos (after whitespace), then ':'. */
+static int sc_member_name(struct sc *s, struct jscan_span *raw, int *escaped)
+{
+    sc_ws(s);
+    if (s->pos >= s->n || s->p[s->pos] != '"')
+        return sc_fail(s, "expected a member name");
+    if (sc_string(s, raw, escaped) < 0)
+        return -1;
+    sc_ws(s);
+    if (s->pos >= s->n || s->p[s->pos] != ':')
+        return sc_fail(s, "expected ':'");
+    s->pos++;
+    return 0;
+}
+
+/*
+ * Scans one value starting at s->pos (leading whitespace skipped) whose
+ * container nesting starts at depth0. On success s->pos is just past the
+ * value; returns its kind.
+ */
+static int sc_value(struct sc *s, int depth0)
+{
+    unsigned char stack[JSCAN_DEPTH_LIMIT];
+    int depth = 0, kind = 0;
+    for (;;) {
+        /* a value */
+        sc_ws(s);
+        if (s->pos >= s->n)
+            return sc_fail(s, "unexpected end of input");
+        unsigned char c = s->p[s->pos];
+        int opened = 0;
+        if (c == '{' || c == '[') {
+            if (depth0 + depth + 1 > s->max_depth)
+                return sc_fail(s, "nesting deeper than %d", s->max_depth);
+            stack[depth++] = c;
+            s->pos++;
+            sc_ws(s);
+            if (depth == 1)
+                kind = c == '{' ? JSCAN_OBJECT : JSCAN_ARRAY;
+            if (s->pos < s->n && s->p[s->pos] == (c == '{' ? '}' : ']')) {
+                s->pos++;
+                depth--;
+            } else if (c == '{') {
+                if (sc_member_name(s, NULL, NULL) < 0)
+                    return -1;
+                continue;
+            } else {
+                continue;
+            }
+            opened = 1;
+        }
+        if (!opened) {
+            int k;
+            if (c == '"') {
+                k = JSCAN_STRING;
+                if (sc_string(s, NULL, NULL) < 0)
+                    return -1;
+            } else if (c == '-' || is_digit(c)) {
+                k = JSCAN_NUMBER;
+                if (sc_number(s) < 0)
+                    return -1;
+            } else if (c == 't') {
+                k = JSCAN_TRUE;
+                if (sc_literal(s, "true", 4) < 0)
+                    return -1;
+            } else if (c == 'f') {
+                k = JSCAN_FALSE;
+                if (sc_literal(s, "false", 5) < 0)
+                    return -1;
+            } else if (c == 'n') {
+                k = JSCAN_NULL;
+                if (sc_literal(s, "null", 4) < 0)
+                    return -1;
+            } else {
+                return sc_fail(s, "unexpected character '%c'", c >= 0x20 && c < 0x7f ? c : '?');
+            }
+            if (depth == 0)
+                return k;
+        }
+        /* after a value inside containers: ',' or a closer */
+        for (;;) {
+            if (depth == 0)
+                return kind;
+            sc_ws(s);
+            if (s->pos >= s->n)
+                return sc_fail(s, "unexpected end of input");
+            c = s->p[s->pos];
+            unsigned char top = stack[depth - 1];
+            if (c == ',') {
+                s->pos++;
+                if (top == '{' && sc_member_name(s, NULL, NULL) < 0)
+                    return -1;
+                break; /* next value */
+            }
+            if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
+                s->pos++;
+                depth--;
+                continue;
+            }
+            return sc_fail(s, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+}
+
+static void sc_init(struct sc *s, const char *buf, size_t n, int max_depth, char *errstr,
+                    size_t errsz)
+{
+    s->p = (const unsigned char *)buf;
+    s->n = n;
+    s->pos = 0;
+    s->max_depth = max_depth <= 0 ? JSCAN_DEPTH_DEFAULT : max_depth;
+    if (s->max_depth > JSCAN_DEPTH_LIMIT)
+        s->max_depth = JSCAN_DEPTH_LIMIT;
+    s->errstr = errstr;
+    s->errsz = errsz;
+    if (errstr && errsz)
+        errstr[0] = '\0';
+}
+
+static int sc_end(struct sc *s)
+{
+    sc_ws(s);
+    if (s->pos != s->n)
+        return sc_fail(s, "trailing data after the value");
+    return 0;
+}
+
+int jscan_validate(const char *buf, size_t n, int max_depth, char *errstr, size_t errsz)
+{
+    struct sc s;
+    sc_init(&s, buf, n, max_depth, errstr, errsz);
+    int k = sc_value(&s, 0);
+    if (k < 0 || sc_end(&s) < 0)
+        return -1;
+    return k;
+}
+
+int jscan_array(const char *buf, size_t n, int max_depth, size_t max_items,
+                struct jscan_span **spans, size_t *cap, size_t *count, char *errstr, size_t errsz)
+{
+    struct sc s;
+    sc_init(&s, buf, n, max_depth, errstr, errsz);
+    *count = 0;
+    sc_ws(&s);
+    if (s.pos >= n || s.p[s.pos] != '[')
+        return sc_fail(&s, "expected an array");
+    s.pos++;
+    sc_ws(&s);
+    if (s.pos < n && s.p[s.pos] == ']') {
+        s.pos++;
+        return sc_end(&s);
+    }
+    for (;;) {
+        sc_ws(&s);
+        size_t start = s.pos;
+        if (sc_value(&s, 1) < 0)
+            return -1;
+        if (max_items && *count >= max_items)
+            return sc_fail(&s, "more than %zu items", max_items);
+        if (*count == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            struct jscan_span *v = realloc(*spans, ncap * sizeof(*v));
+            if (!v)
+                return sc_fail(&s, "out of memory");
+            *spans = v;
+            *cap = ncap;
+        }
+        (*spans)[*count].off = start;
+        (*spans)[*count].len = s.pos - start;
+        (*count)++;
+        sc_ws(&s);
+        if (s.pos >= n)
+            return sc_fail(&s, "unexpected end of input");
+        if (s.p[s.pos] == ',') {
+            s.pos++;
+            continue;
+        }
+        if (s.p[s.pos] == ']') {
+            s.pos++;
+            return sc_end(&s);
+        }
+        return sc_fail(&s, "expected ',' or ']'");
+    }
+}
+
+static int name_equals(const char *buf, const struct jscan_span *raw, int escaped, const char *key)
+{
+    size_t klen = strlen(key);
+    if (!escaped)
+        return raw->len == klen && memcmp(buf + raw->off, key, klen) == 0;
+    char tmp[256];
+    long l = jscan_unescape(buf + raw->off, raw->len, tmp, sizeof(tmp));
+    return l >= 0 && (size_t)l == klen && memcmp(tmp, key, klen) == 0;
+}
+
+int jscan_object(const char *buf, size_t n, int max_depth, const char *const *keys, size_t nkeys,
+                 struct jscan_str *out, char *errstr, size_t errsz)
+{
+    struct sc s;
+    sc_init(&s, buf, n, max_depth, errstr, errsz);
+    for (size_t i = 0; i < nkeys; i++)
+        memset(&out[i], 0, sizeof(out[i]));
+    sc_ws(&s);
+    if (s.pos >= n || s.p[s.pos] != '{')
+        return sc_fail(&s, "expected an object");
+    s.pos++;
+    sc_ws(&s);
+    if (s.pos < n && s.p[s.pos] == '}') {
+        s.pos++;
+        return sc_end(&s);
+    }
+    for (;;) {
+        struct jscan_span name;
+        int name_esc = 0;
+        if (sc_member_name(&s, &name, &name_esc) < 0)
+            return -1;
+        sc_ws(&s);
+        struct jscan_str val = {0};
+        if (s.pos < n && s.p[s.pos] == '"') {
+            if (sc_string(&s, &val.raw, &val.escaped) < 0)
+                return -1;
+            val.found = 1;
+            val.kind = JSCAN_STRING;
+        } else {
+            int k = sc_value(&s, 1);
+            if (k < 0)
+                return -1;
+            val.kind = k;
+        }
+        for (size_t i = 0; i < nkeys; i++)
+            if (name_equals(buf, &name, name_esc, keys[i]))
+                out[i] = val;
+        sc_ws(&s);
+        if (s.pos >= n)
+            return sc_fail(&s, "unexpected end of input");
+        if (s.p[s.pos] == ',') {
+            s.pos++;
+            continue;
+        }
+        if (s.p[s.pos] == '}') {
+            s.pos++;
+            return sc_end(&s);
+        }
+        return sc_fail(&s, "expected ',' or '}'");
+    }
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+long jscan_unescape(const char *raw, size_t n, char *out, size_t outsz)
+{
+    const unsigned char *p = (const unsigned char *)raw;
+    size_t i = 0, o = 0;
+    while (i < n) {
+        char tmp[4];
+        size_t tl;
+        if (p[i] != '\\') {
+            tmp[0] = (char)p[i];
+            tl = 1;
+            i++;
+        } else {
+            if (i + 1 >= n)
+                return -1;
+            unsigned char e = p[i + 1];
+            i += 2;
+            switch (e) {
+            case '"':
+            case '\\':
+            case '/':
+                tmp[0] = (char)e;
+                break;
+            case 'b':
+                tmp[0] = '\b';
+                break;
+            case 'f':
+                tmp[0] = '\f';
+                break;
+            case 'n':
+                tmp[0] = '\n';
+                break;
+            case 'r':
+                tmp[0] = '\r';
+                break;
+            case 't':
+                tmp[0] = '\t';
+                break;
+            case 'u': {
+                long u = hex4(p + i, n - i);
+                if (u < 0)
+                    return -1;
+                i += 4;
+                uint32_t cp = (uint32_t)u;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    long lo = -1;
+                    if (i + 1 < n && p[i] == '\\' && p[i + 1] == 'u')
+                        lo = hex4(p + i + 2, n - i - 2);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    i += 6;
+                    cp = 0x10000 + (((uint32_t)u - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+                } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                    return -1;
+                }
+                tl = put_utf8(tmp, cp);
+                goto put;
+            }
+            default:
+                return -1;
+            }
+            tl = 1;
+        }
+    put:
+        if (o + tl + 1 > outsz)
+            return -1;
+        memcpy(out + o, tmp, tl);
+        o += tl;
+    }
+    if (o + 1 > outsz)
+        return -1;
+    out[o] = '\0';
+    return (long)o;
+}
