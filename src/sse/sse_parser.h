@@ -13,14 +13,18 @@
  *
  * Caps: a line longer than max_line or an event whose data grows past
  * max_event is skipped whole: on_error is called once with SSE_ERR_TOOBIG,
- * and the parser resynchronises at the next blank line. Memory stays within
- * max_line + max_event (plus a small constant).
+ * and the parser resynchronises at the next blank line. The event type and
+ * the id are capped at SSE_MAX_NAME bytes the same way. Memory stays within
+ * max_line + max_event + 3 * SSE_MAX_NAME (plus a small constant).
+ *
+ * Bytes pass through undecoded: invalid UTF-8 reaches the callback as is.
  */
 #ifndef MBTA_SSE_PARSER_H
 #define MBTA_SSE_PARSER_H
 
 #include <stddef.h>
 
+/* All three strings are also NUL-terminated at their length. */
 struct sse_event {
     const char *type; /* "message" when the event had no `event` field */
     size_t type_len;
@@ -29,6 +33,8 @@ struct sse_event {
     const char *id; /* the last event ID (persists across events), "" if none */
     size_t id_len;
 };
+
+#define SSE_MAX_NAME 4096 /* cap on an event type or id */
 
 enum sse_err {
     SSE_ERR_TOOBIG = 1, /* line or event over the cap: skipped */
