@@ -9,6 +9,12 @@
  * The API key goes in the `x-api-key` header and is never logged, also not
  * in verbose output.
  *
+ * The stream itself logs only an `event: error` body (warn) and, when
+ * verbose, libcurl's debug lines; state changes go to on_state, whose
+ * message ends with "; reconnecting in N ms" for SSE_DISCONNECTED.
+ * A 2xx answer that is not text/event-stream stops the stream (WHATWG:
+ * "fail the connection"), and so does 204.
+ *
  * Backpressure: sse_stream_pause(s, 1) stops reading that connection (libcurl
  * pauses the transfer, the kernel's socket buffer fills, TCP pushes back)
  * without blocking the other streams; nothing is dropped. Pausing from inside
@@ -45,6 +51,7 @@ struct sse_stream_conf {
     long healthy_ms;            /* connected this long resets the backoff (default 60000) */
     size_t max_line, max_event; /* parser caps (0: defaults) */
     int verbose;                /* libcurl verbose to the log, key masked */
+    long retry_after_cap_ms;    /* longest wait a 429 may ask for (default 300000) */
 };
 
 struct sse_stream_cbs {
