@@ -12,6 +12,7 @@ import gzip
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -238,6 +239,23 @@ def case_not_found_404_body():
           rc, out, err)
 
 
+def case_wrong_content_type_is_fatal():
+    path = "/html"
+
+    def script(h, n):
+        b = b"<html>captive portal</html>"
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", str(len(b)))
+        h.end_headers()
+        h.wfile.write(b)
+    SCRIPTS[path] = script
+    rc, out, err = tail(path)
+    check(rc == 1 and "text/html" in err and "not text/event-stream" in err,
+          "a 200 that is not text/event-stream stops with one clear line", rc, out, err)
+    check(len(REQUESTS[path]) == 1, "no retry")
+
+
 def case_rate_limited_429_retry_after():
     path = "/ratelimit"
 
@@ -456,7 +474,9 @@ def case_connection_refused_retries():
     err = p.stderr.read().decode()
     p.stdout.close()
     p.stderr.close()
+    delays = [int(x) for x in re.findall(r"reconnecting in (\d+) ms", err)]
     check(alive, "still retrying after 1 s")
+    check(delays and max(delays) <= 100, "backoff capped at --backoff-cap: %r" % delays)
     check(rc == 0, "exit 0 on SIGTERM")
     check(err.count("disconnected") >= 3, "several attempts, each logged: %r" % err[-300:])
 
