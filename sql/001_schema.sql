@@ -522,3 +522,28 @@ BEGIN
     RETURN n;
 END
 $fn$;
+
+-- The reset-end sweep (docs/CONTRACT.md): after the marker of `generation`
+-- on partition `kpartition` of `ktopic`, the current rows of that stream and
+-- partition with another generation vanished at the source. Returns how many
+-- rows went.
+CREATE OR REPLACE FUNCTION ${schema}.reset_sweep(ktopic text, kstream text, kpartition integer,
+                                                 kgeneration bigint) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    s text := '${schema}';
+    t text;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['vehicles', 'predictions', 'alerts', 'trips', 'stops', 'routes',
+                             'schedules', 'resources'] LOOP
+        EXECUTE format('DELETE FROM %s.%I WHERE stream = $1 AND kafka_partition = $2'
+                       ' AND kafka_topic = $3 AND generation IS DISTINCT FROM $4', s, t)
+            USING kstream, kpartition, ktopic, kgeneration;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$fn$;
