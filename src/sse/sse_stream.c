@@ -71,6 +71,7 @@ struct sse_stream {
     int headers_done, accepted, error_event, fatal;
     int64_t retry_after_ms; /* -1: none */
     char content_type[128];
+    char location[2048];
     char fatal_msg[512];
     struct buf errbody;
 
@@ -266,11 +267,33 @@ static int64_t sse_parse_retry_after(const char *v)
     return d < 0 ? 0 : d;
 }
 
+/* Whether the (maybe relative) url has the host of the transfer's current
+ * URL. */
+static int sse_same_host(CURL *e, const char *url)
+{
+    char *cur = NULL, *h1 = NULL, *h2 = NULL;
+    CURLU *a = curl_url(), *b = NULL;
+    int same = 0;
+    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &cur);
+    if (a && cur && curl_url_set(a, CURLUPART_URL, cur, 0) == CURLUE_OK)
+        b = curl_url_dup(a); /* so that a relative Location resolves against it */
+    if (b && curl_url_set(b, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(a, CURLUPART_HOST, &h1, 0) == CURLUE_OK &&
+        curl_url_get(b, CURLUPART_HOST, &h2, 0) == CURLUE_OK)
+        same = strcasecmp(h1, h2) == 0;
+    curl_free(h1);
+    curl_free(h2);
+    curl_url_cleanup(a);
+    curl_url_cleanup(b);
+    return same;
+}
+
 static size_t sse_header_cb(char *data, size_t size, size_t nitems, void *userp)
 {
     struct sse_stream *s = userp;
     size_t n = size * nitems;
-    char val[256];
+    char val[2048];
+    int truncated = 0;
 
     s->last_byte_ms = clock_mono_ms();
     if (sse_ci_prefix(data, n, "HTTP/")) {
@@ -279,6 +302,7 @@ static size_t sse_header_cb(char *data, size_t size, size_t nitems, void *userp)
         s->headers_done = 0;
         s->retry_after_ms = -1;
         s->content_type[0] = '\0';
+        s->location[0] = '\0';
         const char *sp = memchr(data, ' ', n);
         if (sp)
             s->status = strtol(sp + 1, NULL, 10);
@@ -292,10 +316,19 @@ static size_t sse_header_cb(char *data, size_t size, size_t nitems, void *userp)
         if (s->status / 100 == 1)
             return n;
         if (s->status / 100 == 3) {
-            char *loc = NULL;
-            curl_easy_getinfo(s->easy, CURLINFO_REDIRECT_URL, &loc);
-            if (loc)
-                return n; /* libcurl follows it */
+            const char *loc = s->location[0] ? s->location : NULL;
+            if (loc) {
+                /* libcurl follows it, sending our custom headers along: the
+                 * key must not go to another host. */
+                if (s->api_key && !sse_same_host(s->easy, loc)) {
+                    s->fatal = 1;
+                    snprintf(s->fatal_msg, sizeof(s->fatal_msg),
+                             "HTTP %ld redirect to another host: not sending the API key there",
+                             s->status);
+                    return 0;
+                }
+                return n;
+            }
         }
         s->headers_done = 1;
         s->stats.last_status = (int)s->status;
@@ -329,11 +362,16 @@ static size_t sse_header_cb(char *data, size_t size, size_t nitems, void *userp)
     }
     while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
         vl--;
-    if (vl >= sizeof(val))
+    if (vl >= sizeof(val)) {
         vl = sizeof(val) - 1;
+        truncated = 1;
+    }
     memcpy(val, v, vl);
     val[vl] = '\0';
-    if (sse_ci_prefix(data, n, "content-type:")) {
+    if (sse_ci_prefix(data, n, "location:")) {
+        /* Too long to check: an unparsable value counts as another host. */
+        snprintf(s->location, sizeof(s->location), "%s", truncated ? "\x01" : val);
+    } else if (sse_ci_prefix(data, n, "content-type:")) {
         snprintf(s->content_type, sizeof(s->content_type), "%.120s", val);
     } else if (sse_ci_prefix(data, n, "retry-after:")) {
         s->retry_after_ms = sse_parse_retry_after(val);
@@ -440,6 +478,7 @@ static int sse_stream_start(struct sse_stream *s, char *errstr, size_t errsz)
     s->headers_done = s->accepted = s->error_event = s->fatal = 0;
     s->retry_after_ms = -1;
     s->content_type[0] = '\0';
+    s->location[0] = '\0';
     s->fatal_msg[0] = '\0';
     s->curl_err[0] = '\0';
     s->connected_ms = 0;

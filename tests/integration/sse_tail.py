@@ -256,6 +256,27 @@ def case_wrong_content_type_is_fatal():
     check(len(REQUESTS[path]) == 1, "no retry")
 
 
+def case_redirects():
+    SCRIPTS["/moved"] = lambda h, n: h.status(301, "", {"Location": "/moved-here"})
+
+    def script(h, n):
+        h.start_sse()
+        h.chunk("data: here\n\n")
+        h.hold()
+    SCRIPTS["/moved-here"] = script
+    rc, out, err = tail("/moved", count=1, env={"MBTA_API_KEY": SECRET})
+    check(rc == 0 and lines(out) == [ev("message", "here")], "same-host redirect followed",
+          rc, out, err)
+    check(REQUESTS["/moved-here"][0][1].get("x-api-key") == SECRET, "key kept on same host")
+    SCRIPTS["/away"] = lambda h, n: h.status(
+        302, "", {"Location": "http://localhost:%d/moved-here" % PORT})
+    before = len(REQUESTS["/moved-here"])
+    rc, out, err = tail("/away", env={"MBTA_API_KEY": SECRET})
+    check(rc == 1 and "another host" in err, "a redirect to another host with a key stops",
+          rc, out, err)
+    check(len(REQUESTS["/moved-here"]) == before, "the key was not sent to the other host")
+
+
 def case_rate_limited_429_retry_after():
     path = "/ratelimit"
 
