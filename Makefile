@@ -96,7 +96,7 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 fuzz: $(FUZZ_BINS)
 build/fuzz/libmbta.a: $(SRCS) $(SQL_FILES)
 	$(MAKE) --no-print-directory BUILD=build/fuzz/lib CC=clang \
-	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" build/fuzz/lib/libmbta.a
 	cp build/fuzz/lib/libmbta.a $@
 build/fuzz/%: fuzz/%.c build/fuzz/libmbta.a
