@@ -277,6 +277,26 @@ def case_redirects():
     check(len(REQUESTS["/moved-here"]) == before, "the key was not sent to the other host")
 
 
+def case_backoff_resets_when_healthy():
+    path = "/healthy"
+
+    def script(h, n):
+        h.start_sse()
+        h.chunk("data: %d\n\n" % n)
+        time.sleep(0.4)  # longer than --healthy: a healthy connection
+        h.end_chunks()
+    SCRIPTS[path] = script
+    rc, out, err = tail(path, "--healthy", "300", "--backoff-base", "50", "--backoff-cap",
+                        "5000", count=7)
+    delays = [int(x) for x in re.findall(r"reconnecting in (\d+) ms", err)]
+    check(rc == 0 and [e["data"] for e in lines(out)] == [str(i) for i in range(7)],
+          "one event per connection", rc, out, err)
+    # Without the reset the ceilings would be 100, 200, 400, ... ms: six
+    # draws all under 50 ms would be a 1-in-4000 accident.
+    check(len(delays) >= 6 and max(delays) < 50,
+          "every reconnect after a healthy connection draws from [0, base): %r" % delays)
+
+
 def case_rate_limited_429_retry_after():
     path = "/ratelimit"
 
