@@ -27,8 +27,9 @@ WARN     += -Werror
 endif
 
 CPPFLAGS += -D_GNU_SOURCE -Isrc
+# CFLAGS is the user's (optimisation, sanitizers); ALL_CFLAGS adds ours.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -pipe $(WARN) $(PKG_CFLAGS)
+ALL_CFLAGS = -std=c11 -pipe $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lm -lpthread
 
 ifdef SANITIZE
@@ -61,14 +62,14 @@ tests: $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/gen/sql_migrations.c: $(SQL_FILES) scripts/embed-sql
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(OBJS) $(GEN_OBJS)
 	@rm -f $@
@@ -79,15 +80,15 @@ $(BIN): $(BUILD)/obj/src/cmd/main.o $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/unit/t.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Fuzz targets: the whole library rebuilt with clang and coverage, one binary
 # per fuzz/fuzz_*.c.
@@ -96,7 +97,7 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 fuzz: $(FUZZ_BINS)
 build/fuzz/libmbta.a: $(SRCS) $(SQL_FILES)
 	$(MAKE) --no-print-directory BUILD=build/fuzz/lib CC=clang \
-	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)" \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" build/fuzz/lib/libmbta.a
 	cp build/fuzz/lib/libmbta.a $@
 build/fuzz/%: fuzz/%.c build/fuzz/libmbta.a
