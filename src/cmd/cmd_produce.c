@@ -77,6 +77,7 @@ struct app {
     char *dlq; /* NULL or "": dead letters only logged */
     int max_depth;
     int fatal;
+    int closing; /* purging at exit: already counted as undelivered */
     /* jscan scratch for reset splitting */
     struct jscan_span *spans;
     size_t spans_cap;
@@ -485,7 +486,8 @@ static void on_dr(void *opaque, void *msg_opaque, int err, const char *reason)
 {
     struct app *a = opaque;
     struct pstream *s = msg_opaque;
-    (void)a;
+    if (a->closing)
+        return;
     if (!err) {
         s->delivered++;
         return;
@@ -743,6 +745,7 @@ int cmd_produce(int argc, char **argv)
     }
 out:
     sse_client_destroy(client);
+    a.closing = 1;
     producer_destroy(a.prod);
     for (size_t i = 0; i < a.nstreams; i++) {
         struct pstream *s = &a.streams[i];
