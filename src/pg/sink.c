@@ -903,7 +903,11 @@ static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, si
         if (nup && !(rc = copy_end(s, b, errstr, errsz))) {
             struct buf q;
             buf_init(&q, 1 << 16);
-            buf_printf(&q, "INSERT INTO %s.%s AS c ", s->qschema, rt->current);
+            /* The DELETE empties the staging table for the next segment of
+             * the same transaction (ON COMMIT DELETE ROWS only acts at the
+             * commit). */
+            buf_printf(&q, "WITH st AS (DELETE FROM stage_%s RETURNING *) INSERT INTO %s.%s AS c ",
+                       rt->current, s->qschema, rt->current);
             col_list(&q, rt, 0);
             buf_printf(&q, " SELECT ");
             /* the same list without parentheses */
@@ -911,8 +915,7 @@ static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, si
             col_list(&q, rt, 0);
             q.data[from] = ' ';
             q.data[q.len - 1] = ' ';
-            buf_printf(&q, "FROM stage_%s ON CONFLICT (%s) DO UPDATE SET ", rt->current,
-                       rt->type ? "id" : "type, id");
+            buf_printf(&q, "FROM st ON CONFLICT (%s) DO UPDATE SET ", rt->type ? "id" : "type, id");
             for (size_t c = 0; c < rt->ncols; c++)
                 buf_printf(&q, "%s = EXCLUDED.%s, ", rt->cols[c].name, rt->cols[c].name);
             buf_printf(&q, "raw = EXCLUDED.raw, stream = EXCLUDED.stream,"
