@@ -17,6 +17,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,7 @@ struct job {
 
 struct pstream {
     char *name, *path, *topic, *url;
+    size_t name_len;
     struct app *app;
     struct sse_stream *sse;
     int partitions;
@@ -77,7 +80,10 @@ struct app {
     char *dlq; /* NULL or "": dead letters only logged */
     int max_depth;
     int fatal;
-    int closing; /* purging at exit: already counted as undelivered */
+    int closing;                  /* purging at exit: already counted as undelivered */
+    uint64_t ev_total;            /* events in, all streams (--max-events) */
+    int dr_seen;                  /* a delivery report since the last poll */
+    int64_t first_ns, last_dr_ns; /* CLOCK_MONOTONIC: first event, last report */
     /* jscan scratch for reset splitting */
     struct jscan_span *spans;
     size_t spans_cap;
@@ -86,7 +92,8 @@ struct app {
 /* ---- options ---- */
 static char *o_brokers, *o_api_url, *o_api_key, *o_dlq;
 static struct strlist o_streams, o_x;
-static long o_partitions, o_rf, o_stats, o_max_event, o_idle, o_flush, o_topic_timeout;
+static long o_partitions, o_rf, o_stats, o_max_event, o_idle, o_flush, o_topic_timeout,
+    o_max_events;
 static int o_verbose;
 static char *o_log_level;
 
@@ -119,6 +126,9 @@ static const struct opt produce_opts[] = {
      "on SIGINT/SIGTERM, wait this long for deliveries", &o_flush, 0},
     {"topic-timeout", 0, OPT_INT, NULL, "60", 1, 86400, "SEC",
      "at start, wait this long for the brokers to create/describe topics", &o_topic_timeout, 0},
+    {"max-events", 0, OPT_INT, NULL, "0", 0, 1e15, "N",
+     "stop after N events in, as on SIGTERM (0: never; for benchmarks and tests)", &o_max_events,
+     0},
     {"verbose", 'v', OPT_BOOL, NULL, "false", 0, 0, NULL, "libcurl verbose output (key masked)",
      &o_verbose, 0},
     {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL", "error|warn|info|debug",
@@ -128,10 +138,17 @@ static const struct opt produce_opts[] = {
 
 static const char *const default_streams[] = {
     "vehicles=/vehicles?filter[route_type]=0,1",
-    "predictions=/predictions?filter[route]=Red,Orange,Blue,Green-B,Green-C,Green-D,Green-E,"
-    "Mattapan",
+    ("predictions=/predictions?filter[route]=Red,Orange,Blue,Green-B,Green-C,Green-D,Green-E,"
+     "Mattapan"),
     "alerts=/alerts",
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* ---- jobs ---- */
 
@@ -223,17 +240,38 @@ static int resource_key(struct app *a, const char *data, size_t len, char *key, 
     return 0;
 }
 
+/* Decimal digits of v into out (at least 21 bytes), no NUL; returns the
+ * length. snprintf costs more than the rest of a header per message. */
+static size_t fmt_i64(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0, k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    return k;
+}
+
 /* Enqueues one message with the contract's headers. */
 static int send_msg(struct pstream *s, const char *topic, int32_t part, const char *key,
                     size_t klen, const char *val, size_t vlen, const char *event,
                     const struct job *j, const char *reason)
 {
     char gen[24], rat[24], seq[24], err[256];
-    snprintf(gen, sizeof(gen), "%" PRId64, j->generation);
-    snprintf(rat, sizeof(rat), "%" PRId64, j->received_ns);
-    snprintf(seq, sizeof(seq), "%" PRIu64, j->seq);
-    struct producer_hdr h[6] = {{"event", event},     {"stream", s->name}, {"generation", gen},
-                                {"received-at", rat}, {"seq", seq},        {"reason", reason}};
+    size_t gl = fmt_i64(gen, j->generation), rl = fmt_i64(rat, j->received_ns),
+           ql = fmt_i64(seq, (int64_t)j->seq);
+    struct producer_hdr h[6] = {{"event", event, strlen(event)},
+                                {"stream", s->name, s->name_len},
+                                {"generation", gen, gl},
+                                {"received-at", rat, rl},
+                                {"seq", seq, ql},
+                                {"reason", reason, reason ? strlen(reason) : 0}};
     int rc = producer_send(s->app->prod, topic, part, key, klen, val, vlen, h, reason ? 6 : 5, s,
                            err, sizeof(err));
     if (rc == PRODUCER_OK) {
@@ -399,18 +437,13 @@ static void on_event(void *opaque, struct sse_stream *ss, const struct sse_event
     struct app *a = s->app;
     char evname[64];
     (void)ss;
-    snprintf(evname, sizeof(evname), "%.*s", (int)(ev->type_len < 63 ? ev->type_len : 63),
-             ev->type);
-    enum ev_kind kind;
-    if (!strcmp(evname, "reset"))
-        kind = EV_RESET;
-    else if (!strcmp(evname, "add"))
-        kind = EV_ADD;
-    else if (!strcmp(evname, "update"))
-        kind = EV_UPDATE;
-    else if (!strcmp(evname, "remove"))
-        kind = EV_REMOVE;
-    else {
+    enum ev_kind kind = EV_BAD;
+    for (int k = EV_RESET; k <= EV_REMOVE; k++)
+        if (ev->type_len == strlen(ev_names[k]) && !memcmp(ev->type, ev_names[k], ev->type_len))
+            kind = (enum ev_kind)k;
+    if (kind == EV_BAD) {
+        snprintf(evname, sizeof(evname), "%.*s", (int)(ev->type_len < 63 ? ev->type_len : 63),
+                 ev->type);
         /* `error` is logged by the stream layer; others are not ours. */
         int seen = 0;
         for (int i = 0; i < s->nunknown; i++)
@@ -422,12 +455,16 @@ static void on_event(void *opaque, struct sse_stream *ss, const struct sse_event
         }
         return;
     }
+    if (o_max_events && a->ev_total >= (uint64_t)o_max_events)
+        return; /* the rest of the last chunk: not ours to take */
     s->seq++;
     s->ev_in++;
+    if (!a->ev_total++)
+        a->first_ns = mono_ns();
     if (kind != EV_RESET && !s->have_reset && !s->warned_no_reset) {
         s->warned_no_reset = 1;
-        log_warn("%s: %s before any reset; produced with generation %" PRId64, s->name, evname,
-                 s->generation);
+        log_warn("%s: %s before any reset; produced with generation %" PRId64, s->name,
+                 ev_names[kind], s->generation);
     }
     struct job j = {.kind = kind,
                     .data = (char *)(uintptr_t)ev->data,
@@ -441,7 +478,7 @@ static void on_event(void *opaque, struct sse_stream *ss, const struct sse_event
         if (jscan_array(ev->data, ev->data_len, a->max_depth, 0, &a->spans, &a->spans_cap, &n, err,
                         sizeof(err)) < 0) {
             /* The generation stays: the old state is the best we know. */
-            submit_bad(s, s->seq, received_ns, evname, err, ev->data, ev->data_len);
+            submit_bad(s, s->seq, received_ns, "reset", err, ev->data, ev->data_len);
             return;
         }
         int64_t g = received_ns > s->generation ? received_ns : s->generation + 1;
@@ -477,8 +514,12 @@ static void on_parse_error(void *opaque, struct sse_stream *ss, const char *msg)
 {
     struct pstream *s = opaque;
     (void)ss;
+    if (o_max_events && s->app->ev_total >= (uint64_t)o_max_events)
+        return;
     s->seq++;
     s->ev_in++;
+    if (!s->app->ev_total++)
+        s->app->first_ns = mono_ns();
     submit_bad(s, s->seq, clock_realtime_ns(), "-", msg ? msg : "oversized", "", 0);
 }
 
@@ -490,6 +531,7 @@ static void on_dr(void *opaque, void *msg_opaque, int err, const char *reason)
         return;
     if (!err) {
         s->delivered++;
+        a->dr_seen = 1;
         return;
     }
     s->failed++;
@@ -534,6 +576,7 @@ static int parse_stream(struct pstream *s, const char *spec, const char *base, c
         return -1;
     }
     s->name = strndup(spec, (size_t)(eq - spec));
+    s->name_len = (size_t)(eq - spec);
     s->path = strndup(path, plen);
     if (at) {
         s->topic = strdup(at + 1);
@@ -558,13 +601,11 @@ static void print_stats(struct app *a, const char *what)
 {
     char line[4096];
     size_t n = 0;
-    uint64_t bl = 0;
     for (size_t i = 0; i < a->nstreams && n < sizeof(line) - 400; i++) {
         struct pstream *s = &a->streams[i];
         struct sse_stream_stats st = {0};
         if (s->sse)
             sse_stream_stats(s->sse, &st);
-        bl += s->bl_len;
         n += (size_t)snprintf(line + n, sizeof(line) - n,
                               "%s%s: in=%" PRIu64 " produced=%" PRIu64 " delivered=%" PRIu64
                               " failed=%" PRIu64 " bad=%" PRIu64 " reconnects=%" PRIu64
@@ -573,6 +614,28 @@ static void print_stats(struct app *a, const char *what)
                               s->failed, s->bad, st.reconnects, s->bl_len, s->bytes);
     }
     log_info("%s: %s; queue=%d", what, line, a->prod ? producer_outq_len(a->prod) : 0);
+}
+
+/* The numbers a benchmark needs, in one line at exit: wall time from the
+ * first event to the last delivery report (ns resolution, printed in ms)
+ * and the process's CPU time (all threads, librdkafka's included). */
+static void print_timing(const struct app *a)
+{
+    struct rusage ru;
+    uint64_t msgs = 0, bytes = 0;
+    for (size_t i = 0; i < a->nstreams; i++) {
+        msgs += a->streams[i].delivered;
+        bytes += a->streams[i].bytes;
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    double user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+    double sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    double ms = a->first_ns && a->last_dr_ns > a->first_ns
+                    ? (double)(a->last_dr_ns - a->first_ns) / 1e6
+                    : 0;
+    log_info("timing: events=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
+             " elapsed_ms=%.3f cpu_user_s=%.3f cpu_sys_s=%.3f max_rss_kb=%ld",
+             a->ev_total, msgs, bytes, ms, user, sys, ru.ru_maxrss);
 }
 
 static uint64_t undelivered(struct app *a)
@@ -699,12 +762,20 @@ int cmd_produce(int argc, char **argv)
     while (!sig_stop) {
         int live = sse_client_run(client, 20);
         producer_poll(a.prod, 0);
+        if (a.dr_seen) {
+            a.dr_seen = 0;
+            a.last_dr_ns = mono_ns();
+        }
         for (size_t i = 0; i < a.nstreams; i++)
             if (a.streams[i].bl_head)
                 stream_pump(&a.streams[i], 1);
         if (producer_fatal(a.prod, err, sizeof(err))) {
             log_error("kafka: fatal: %s", err);
             a.fatal = 1;
+            break;
+        }
+        if (o_max_events && a.ev_total >= (uint64_t)o_max_events) {
+            log_info("%" PRIu64 " events in (--max-events)", a.ev_total);
             break;
         }
         if (live == 0) {
@@ -734,8 +805,13 @@ int cmd_produce(int argc, char **argv)
         if (clock_mono_ms() >= deadline || a.fatal)
             break;
         producer_poll(a.prod, 50);
+        if (a.dr_seen) {
+            a.dr_seen = 0;
+            a.last_dr_ns = mono_ns();
+        }
     }
     print_stats(&a, "totals");
+    print_timing(&a);
     uint64_t lost = undelivered(&a);
     if (lost) {
         log_error("%" PRIu64 " messages undelivered", lost);

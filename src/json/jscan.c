@@ -35,12 +35,17 @@ __attribute__((format(printf, 2, 3))) static int sc_fail(struct sc *s, const cha
 
 static void sc_ws(struct sc *s)
 {
-    while (s->pos < s->n) {
-        unsigned char c = s->p[s->pos];
+    /* Locals: a store through an unsigned char pointer may alias *s, so
+     * working on s->pos directly reloads it at every byte. */
+    const unsigned char *p = s->p;
+    size_t pos = s->pos, n = s->n;
+    while (pos < n) {
+        unsigned char c = p[pos];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
             break;
-        s->pos++;
+        pos++;
     }
+    s->pos = pos;
 }
 
 static int hexval(unsigned char c)
@@ -101,65 +106,89 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
+#define SC_ONES  0x0101010101010101ULL
+#define SC_HIGHS 0x8080808080808080ULL
+
+/* Nonzero when one of the 8 bytes in w needs a closer look: below 0x20,
+ * '"', '\\' or 0x80 and above (bit tricks from "Bit Twiddling Hacks":
+ * a zero byte of w ^ c finds c, (w - n*ones) & ~w finds bytes below n; no
+ * false negatives, and a false positive only costs the byte loop). */
+static inline uint64_t sc_special8(uint64_t w)
+{
+    uint64_t q = w ^ (SC_ONES * '"'), b = w ^ (SC_ONES * '\\');
+    return (((w - SC_ONES * 0x20) & ~w) | ((q - SC_ONES) & ~q) | ((b - SC_ONES) & ~b) | w) &
+           SC_HIGHS;
+}
+
 /* Scans a string starting at the opening quote; on success s->pos is past the
- * closing quote and *raw covers the content. */
+ * closing quote and *raw covers the content. Plain ASCII, most of MBTA's
+ * JSON, is skipped 8 bytes at a time. */
 static int sc_string(struct sc *s, struct jscan_span *raw, int *escaped)
 {
-    size_t start = ++s->pos;
+    const unsigned char *p = s->p;
+    size_t n = s->n, start = s->pos + 1, pos = start;
     int esc = 0;
-    while (s->pos < s->n) {
-        unsigned char c = s->p[s->pos];
+    for (;;) {
+        while (n - pos >= 8) {
+            uint64_t w;
+            memcpy(&w, p + pos, 8);
+            if (sc_special8(w))
+                break;
+            pos += 8;
+        }
+        while (pos < n && p[pos] >= 0x20 && p[pos] < 0x80 && p[pos] != '"' && p[pos] != '\\')
+            pos++;
+        s->pos = pos; /* for sc_fail's offset */
+        if (pos >= n)
+            return sc_fail(s, "unterminated string");
+        unsigned char c = p[pos];
         if (c == '"') {
             if (raw) {
                 raw->off = start;
-                raw->len = s->pos - start;
+                raw->len = pos - start;
             }
             if (escaped)
                 *escaped = esc;
-            s->pos++;
+            s->pos = pos + 1;
             return 0;
         }
         if (c < 0x20)
             return sc_fail(s, "control character 0x%02x in string", c);
         if (c == '\\') {
             esc = 1;
-            if (s->pos + 1 >= s->n)
+            if (pos + 1 >= n)
                 return sc_fail(s, "unterminated escape");
-            unsigned char e = s->p[s->pos + 1];
+            unsigned char e = p[pos + 1];
             if (e == 'u') {
-                long u = hex4(s->p + s->pos + 2, s->n - s->pos - 2);
+                long u = hex4(p + pos + 2, n - pos - 2);
                 if (u < 0)
                     return sc_fail(s, "bad \\u escape");
                 if (u >= 0xDC00 && u <= 0xDFFF)
                     return sc_fail(s, "lone low surrogate \\u%04lX", u);
                 if (u >= 0xD800 && u <= 0xDBFF) {
-                    size_t q = s->pos + 6;
+                    size_t q = pos + 6;
                     long lo = -1;
-                    if (q + 1 < s->n && s->p[q] == '\\' && s->p[q + 1] == 'u')
-                        lo = hex4(s->p + q + 2, s->n - q - 2);
+                    if (q + 1 < n && p[q] == '\\' && p[q + 1] == 'u')
+                        lo = hex4(p + q + 2, n - q - 2);
                     if (lo < 0xDC00 || lo > 0xDFFF)
                         return sc_fail(s, "lone high surrogate \\u%04lX", u);
-                    s->pos += 12;
+                    pos += 12;
                 } else {
-                    s->pos += 6;
+                    pos += 6;
                 }
                 continue;
             }
             if (!strchr("\"\\/bfnrt", e) || e == '\0')
                 return sc_fail(s, "bad escape \\%c", e >= 0x20 && e < 0x7f ? e : '?');
-            s->pos += 2;
+            pos += 2;
             continue;
         }
-        if (c >= 0x80) {
-            size_t l = utf8_len(s->p + s->pos, s->n - s->pos);
-            if (!l)
-                return sc_fail(s, "invalid UTF-8");
-            s->pos += l;
-            continue;
-        }
-        s->pos++;
+        /* c >= 0x80 */
+        size_t l = utf8_len(p + pos, n - pos);
+        if (!l)
+            return sc_fail(s, "invalid UTF-8");
+        pos += l;
     }
-    return sc_fail(s, "unterminated string");
 }
 
 static int is_digit(unsigned char c)
@@ -170,89 +199,149 @@ static int is_digit(unsigned char c)
 static int sc_number(struct sc *s)
 {
     const unsigned char *p = s->p;
-    if (s->pos < s->n && p[s->pos] == '-')
-        s->pos++;
-    if (s->pos >= s->n || !is_digit(p[s->pos]))
-        return sc_fail(s, "bad number");
-    if (p[s->pos] == '0') {
-        s->pos++;
+    size_t pos = s->pos, n = s->n;
+    const char *why = NULL;
+    if (pos < n && p[pos] == '-')
+        pos++;
+    if (pos >= n || !is_digit(p[pos])) {
+        why = "bad number";
+        goto out;
+    }
+    if (p[pos] == '0') {
+        pos++;
     } else {
-        while (s->pos < s->n && is_digit(p[s->pos]))
-            s->pos++;
+        while (pos < n && is_digit(p[pos]))
+            pos++;
     }
-    if (s->pos < s->n && p[s->pos] == '.') {
-        s->pos++;
-        if (s->pos >= s->n || !is_digit(p[s->pos]))
-            return sc_fail(s, "bad fraction");
-        while (s->pos < s->n && is_digit(p[s->pos]))
-            s->pos++;
+    if (pos < n && p[pos] == '.') {
+        pos++;
+        if (pos >= n || !is_digit(p[pos])) {
+            why = "bad fraction";
+            goto out;
+        }
+        while (pos < n && is_digit(p[pos]))
+            pos++;
     }
-    if (s->pos < s->n && (p[s->pos] == 'e' || p[s->pos] == 'E')) {
-        s->pos++;
-        if (s->pos < s->n && (p[s->pos] == '+' || p[s->pos] == '-'))
-            s->pos++;
-        if (s->pos >= s->n || !is_digit(p[s->pos]))
-            return sc_fail(s, "bad exponent");
-        while (s->pos < s->n && is_digit(p[s->pos]))
-            s->pos++;
+    if (pos < n && (p[pos] == 'e' || p[pos] == 'E')) {
+        pos++;
+        if (pos < n && (p[pos] == '+' || p[pos] == '-'))
+            pos++;
+        if (pos >= n || !is_digit(p[pos])) {
+            why = "bad exponent";
+            goto out;
+        }
+        while (pos < n && is_digit(p[pos]))
+            pos++;
     }
     /* A number must not run into a letter or digit ("01", "1x"): the caller
      * checks what follows, which must be a separator. */
-    return 0;
+out:
+    s->pos = pos;
+    return why ? sc_fail(s, "%s", why) : 0;
 }
 
-static int sc_literal(struct sc *s, const char *lit, size_t len)
+/* Byte classes for the hot loops: JSON whitespace; string bytes that need
+ * no check (printable ASCII other than '"' and '\\'). */
+static const unsigned char sc_ws_tab[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+static const unsigned char sc_plain_tab[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+static inline size_t sc_skip_ws(const unsigned char *p, size_t pos, size_t n)
 {
-    if (s->n - s->pos < len || memcmp(s->p + s->pos, lit, len) != 0)
-        return sc_fail(s, "invalid literal");
-    s->pos += len;
-    return 0;
+    while (pos < n && sc_ws_tab[p[pos]])
+        pos++;
+    return pos;
 }
 
-/* Expects a member name at s->pos (after whitespace), then ':'. */
-static int sc_member_name(struct sc *s, struct jscan_span *raw, int *escaped)
+/* A string at pos (the opening quote): the position past its closing quote,
+ * or 0 with s->pos and errstr set. Short plain strings, most of the
+ * tokens, are done here; anything else goes to sc_string. */
+static inline size_t sc_skip_string(struct sc *s, size_t pos, struct jscan_span *raw, int *escaped)
 {
-    sc_ws(s);
-    if (s->pos >= s->n || s->p[s->pos] != '"')
-        return sc_fail(s, "expected a member name");
+    const unsigned char *p = s->p;
+    size_t q = pos + 1;
+    while (q < s->n && sc_plain_tab[p[q]])
+        q++;
+    if (q < s->n && p[q] == '"') {
+        if (raw) {
+            raw->off = pos + 1;
+            raw->len = q - pos - 1;
+        }
+        if (escaped)
+            *escaped = 0;
+        return q + 1;
+    }
+    s->pos = pos;
     if (sc_string(s, raw, escaped) < 0)
-        return -1;
-    sc_ws(s);
-    if (s->pos >= s->n || s->p[s->pos] != ':')
-        return sc_fail(s, "expected ':'");
-    s->pos++;
-    return 0;
+        return 0;
+    return s->pos;
+}
+
+/* Expects a member name at pos (after whitespace), then ':'. Returns the
+ * position past the ':' or 0 with s->pos and errstr set. */
+static inline size_t sc_member_name(struct sc *s, size_t pos, struct jscan_span *raw, int *escaped)
+{
+    const unsigned char *p = s->p;
+    pos = sc_skip_ws(p, pos, s->n);
+    if (pos >= s->n || p[pos] != '"') {
+        s->pos = pos;
+        sc_fail(s, "expected a member name");
+        return 0;
+    }
+    pos = sc_skip_string(s, pos, raw, escaped);
+    if (!pos)
+        return 0;
+    pos = sc_skip_ws(p, pos, s->n);
+    if (pos >= s->n || p[pos] != ':') {
+        s->pos = pos;
+        sc_fail(s, "expected ':'");
+        return 0;
+    }
+    return pos + 1;
 }
 
 /*
  * Scans one value starting at s->pos (leading whitespace skipped) whose
  * container nesting starts at depth0. On success s->pos is just past the
- * value; returns its kind.
+ * value; returns its kind. The position lives in a local (a store through
+ * an unsigned char pointer may alias *s) and goes back to s->pos around
+ * the calls that need it.
  */
 static int sc_value(struct sc *s, int depth0)
 {
     unsigned char stack[JSCAN_DEPTH_LIMIT];
+    const unsigned char *p = s->p;
+    const size_t n = s->n;
+    size_t pos = s->pos;
     int depth = 0, kind = 0;
+#define SC_FAIL(...) (s->pos = pos, sc_fail(s, __VA_ARGS__))
     for (;;) {
         /* a value */
-        sc_ws(s);
-        if (s->pos >= s->n)
-            return sc_fail(s, "unexpected end of input");
-        unsigned char c = s->p[s->pos];
+        pos = sc_skip_ws(p, pos, n);
+        if (pos >= n)
+            return SC_FAIL("unexpected end of input");
+        unsigned char c = p[pos];
         int opened = 0;
         if (c == '{' || c == '[') {
             if (depth0 + depth + 1 > s->max_depth)
-                return sc_fail(s, "nesting deeper than %d", s->max_depth);
+                return SC_FAIL("nesting deeper than %d", s->max_depth);
             stack[depth++] = c;
-            s->pos++;
-            sc_ws(s);
+            pos = sc_skip_ws(p, pos + 1, n);
             if (depth == 1)
                 kind = c == '{' ? JSCAN_OBJECT : JSCAN_ARRAY;
-            if (s->pos < s->n && s->p[s->pos] == (c == '{' ? '}' : ']')) {
-                s->pos++;
+            if (pos < n && p[pos] == (c == '{' ? '}' : ']')) {
+                pos++;
                 depth--;
             } else if (c == '{') {
-                if (sc_member_name(s, NULL, NULL) < 0)
+                if (!(pos = sc_member_name(s, pos, NULL, NULL)))
                     return -1;
                 continue;
             } else {
@@ -264,53 +353,56 @@ static int sc_value(struct sc *s, int depth0)
             int k;
             if (c == '"') {
                 k = JSCAN_STRING;
-                if (sc_string(s, NULL, NULL) < 0)
+                if (!(pos = sc_skip_string(s, pos, NULL, NULL)))
                     return -1;
             } else if (c == '-' || is_digit(c)) {
                 k = JSCAN_NUMBER;
+                s->pos = pos;
                 if (sc_number(s) < 0)
                     return -1;
-            } else if (c == 't') {
-                k = JSCAN_TRUE;
-                if (sc_literal(s, "true", 4) < 0)
-                    return -1;
-            } else if (c == 'f') {
-                k = JSCAN_FALSE;
-                if (sc_literal(s, "false", 5) < 0)
-                    return -1;
-            } else if (c == 'n') {
-                k = JSCAN_NULL;
-                if (sc_literal(s, "null", 4) < 0)
-                    return -1;
+                pos = s->pos;
+            } else if (c == 't' || c == 'f' || c == 'n') {
+                static const char *const lits[] = {"true", "false", "null"};
+                int li = c == 't' ? 0 : c == 'f' ? 1 : 2;
+                size_t ll = li == 1 ? 5 : 4;
+                k = li == 0 ? JSCAN_TRUE : li == 1 ? JSCAN_FALSE : JSCAN_NULL;
+                if (n - pos < ll || memcmp(p + pos, lits[li], ll) != 0)
+                    return SC_FAIL("invalid literal");
+                pos += ll;
             } else {
-                return sc_fail(s, "unexpected character '%c'", c >= 0x20 && c < 0x7f ? c : '?');
+                return SC_FAIL("unexpected character '%c'", c >= 0x20 && c < 0x7f ? c : '?');
             }
-            if (depth == 0)
+            if (depth == 0) {
+                s->pos = pos;
                 return k;
+            }
         }
         /* after a value inside containers: ',' or a closer */
         for (;;) {
-            if (depth == 0)
+            if (depth == 0) {
+                s->pos = pos;
                 return kind;
-            sc_ws(s);
-            if (s->pos >= s->n)
-                return sc_fail(s, "unexpected end of input");
-            c = s->p[s->pos];
+            }
+            pos = sc_skip_ws(p, pos, n);
+            if (pos >= n)
+                return SC_FAIL("unexpected end of input");
+            c = p[pos];
             unsigned char top = stack[depth - 1];
             if (c == ',') {
-                s->pos++;
-                if (top == '{' && sc_member_name(s, NULL, NULL) < 0)
+                pos++;
+                if (top == '{' && !(pos = sc_member_name(s, pos, NULL, NULL)))
                     return -1;
                 break; /* next value */
             }
             if ((top == '{' && c == '}') || (top == '[' && c == ']')) {
-                s->pos++;
+                pos++;
                 depth--;
                 continue;
             }
-            return sc_fail(s, top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+            return SC_FAIL(top == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     }
+#undef SC_FAIL
 }
 
 static void sc_init(struct sc *s, const char *buf, size_t n, int max_depth, char *errstr,
@@ -423,13 +515,17 @@ int jscan_object(const char *buf, size_t n, int max_depth, const char *const *ke
     for (;;) {
         struct jscan_span name;
         int name_esc = 0;
-        if (sc_member_name(&s, &name, &name_esc) < 0)
+        size_t np = sc_member_name(&s, s.pos, &name, &name_esc);
+        if (!np)
             return -1;
+        s.pos = np;
         sc_ws(&s);
         struct jscan_str val = {0};
         if (s.pos < n && s.p[s.pos] == '"') {
-            if (sc_string(&s, &val.raw, &val.escaped) < 0)
+            size_t vp = sc_skip_string(&s, s.pos, &val.raw, &val.escaped);
+            if (!vp)
                 return -1;
+            s.pos = vp;
             val.found = 1;
             val.kind = JSCAN_STRING;
         } else {

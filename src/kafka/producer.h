@@ -48,8 +48,9 @@ int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms,
                           size_t errsz);
 
 struct producer_hdr {
-    const char *name;
-    const char *value; /* NUL-terminated */
+    const char *name;  /* NUL-terminated */
+    const char *value; /* value_len bytes (NUL not needed) */
+    size_t value_len;
 };
 
 enum { PRODUCER_OK = 0, PRODUCER_FULL = 1, PRODUCER_ERR = -1 };
