@@ -203,6 +203,19 @@ static void log_bad(const struct pstream *s, uint64_t seq, const char *reason, c
              len > 200 ? "..." : "");
 }
 
+/* One decoded string member into out (NUL-terminated); its length or -1
+ * when it does not fit. Most ids carry no escape: a plain copy. */
+static long key_part(const char *data, const struct jscan_str *m, char *out, size_t outsz)
+{
+    if (m->escaped)
+        return jscan_unescape(data + m->raw.off, m->raw.len, out, outsz);
+    if (m->raw.len + 1 > outsz)
+        return -1;
+    memcpy(out, data + m->raw.off, m->raw.len);
+    out[m->raw.len] = '\0';
+    return (long)m->raw.len;
+}
+
 /* Builds "type:id" from a resource object; 0, or -1 with reason. */
 static int resource_key(struct app *a, const char *data, size_t len, char *key, size_t *klen,
                         char *reason, size_t rsz)
@@ -224,14 +237,13 @@ static int resource_key(struct app *a, const char *data, size_t len, char *key, 
             return -1;
         }
     }
-    long tl = jscan_unescape(data + m[0].raw.off, m[0].raw.len, key, KEY_MAX);
+    long tl = key_part(data, &m[0], key, KEY_MAX);
     if (tl < 0 || (size_t)tl + 2 >= KEY_MAX) {
         snprintf(reason, rsz, "key too long");
         return -1;
     }
     key[tl] = ':';
-    long il =
-        jscan_unescape(data + m[1].raw.off, m[1].raw.len, key + tl + 1, KEY_MAX - (size_t)tl - 1);
+    long il = key_part(data, &m[1], key + tl + 1, KEY_MAX - (size_t)tl - 1);
     if (il < 0) {
         snprintf(reason, rsz, "key too long");
         return -1;
@@ -244,18 +256,29 @@ static int resource_key(struct app *a, const char *data, size_t len, char *key, 
  * length. snprintf costs more than the rest of a header per message. */
 static size_t fmt_i64(char *out, int64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[24];
-    size_t n = 0, k = 0;
+    size_t n = sizeof(tmp), k = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[u * 2 + 1];
+        tmp[--n] = pairs[u * 2];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
     if (v < 0)
         out[k++] = '-';
-    while (n)
-        out[k++] = tmp[--n];
-    return k;
+    memcpy(out + k, tmp + n, sizeof(tmp) - n);
+    return k + sizeof(tmp) - n;
 }
 
 /* Enqueues one message with the contract's headers. */

@@ -196,16 +196,15 @@ static int is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int sc_number(struct sc *s)
+/* A number at pos: the position past it, or 0 with *why. */
+static inline size_t sc_skip_number(const unsigned char *p, size_t pos, size_t n, const char **why,
+                                    size_t *errpos)
 {
-    const unsigned char *p = s->p;
-    size_t pos = s->pos, n = s->n;
-    const char *why = NULL;
     if (pos < n && p[pos] == '-')
         pos++;
     if (pos >= n || !is_digit(p[pos])) {
-        why = "bad number";
-        goto out;
+        *why = "bad number";
+        goto fail;
     }
     if (p[pos] == '0') {
         pos++;
@@ -216,8 +215,8 @@ static int sc_number(struct sc *s)
     if (pos < n && p[pos] == '.') {
         pos++;
         if (pos >= n || !is_digit(p[pos])) {
-            why = "bad fraction";
-            goto out;
+            *why = "bad fraction";
+            goto fail;
         }
         while (pos < n && is_digit(p[pos]))
             pos++;
@@ -227,17 +226,18 @@ static int sc_number(struct sc *s)
         if (pos < n && (p[pos] == '+' || p[pos] == '-'))
             pos++;
         if (pos >= n || !is_digit(p[pos])) {
-            why = "bad exponent";
-            goto out;
+            *why = "bad exponent";
+            goto fail;
         }
         while (pos < n && is_digit(p[pos]))
             pos++;
     }
     /* A number must not run into a letter or digit ("01", "1x"): the caller
      * checks what follows, which must be a separator. */
-out:
-    s->pos = pos;
-    return why ? sc_fail(s, "%s", why) : 0;
+    return pos;
+fail:
+    *errpos = pos;
+    return 0;
 }
 
 /* Byte classes for the hot loops: JSON whitespace; string bytes that need
@@ -267,10 +267,17 @@ static inline size_t sc_skip_ws(const unsigned char *p, size_t pos, size_t n)
 static inline size_t sc_skip_string(struct sc *s, size_t pos, struct jscan_span *raw, int *escaped)
 {
     const unsigned char *p = s->p;
-    size_t q = pos + 1;
-    while (q < s->n && sc_plain_tab[p[q]])
+    size_t q = pos + 1, n = s->n;
+    while (n - q >= 8) {
+        uint64_t w;
+        memcpy(&w, p + q, 8);
+        if (sc_special8(w))
+            break;
+        q += 8;
+    }
+    while (q < n && sc_plain_tab[p[q]])
         q++;
-    if (q < s->n && p[q] == '"') {
+    if (q < n && p[q] == '"') {
         if (raw) {
             raw->off = pos + 1;
             raw->len = q - pos - 1;
@@ -356,11 +363,13 @@ static int sc_value(struct sc *s, int depth0)
                 if (!(pos = sc_skip_string(s, pos, NULL, NULL)))
                     return -1;
             } else if (c == '-' || is_digit(c)) {
+                const char *why = NULL;
+                size_t ep = 0;
                 k = JSCAN_NUMBER;
-                s->pos = pos;
-                if (sc_number(s) < 0)
-                    return -1;
-                pos = s->pos;
+                if (!(pos = sc_skip_number(p, pos, n, &why, &ep))) {
+                    pos = ep;
+                    return SC_FAIL("%s", why);
+                }
             } else if (c == 't' || c == 'f' || c == 'n') {
                 static const char *const lits[] = {"true", "false", "null"};
                 int li = c == 't' ? 0 : c == 'f' ? 1 : 2;
