@@ -67,6 +67,7 @@ struct pstream {
     int have_reset, warned_no_reset, stopped;
     uint64_t seq;
     uint64_t ev_in, produced, delivered, failed, bad, bytes;
+    uint64_t pauses; /* times the stream was paused for a full queue */
     struct job *bl_head, *bl_tail;
     size_t bl_len;
     char unknown[8][64]; /* event names already logged as ignored */
@@ -432,6 +433,7 @@ static void stream_submit(struct pstream *s, struct job *j)
     s->bl_tail = c;
     s->bl_len++;
     if (s->sse && !sse_stream_paused(s->sse)) {
+        s->pauses++;
         log_debug("%s: kafka queue full, pausing the stream", s->name);
         sse_stream_pause(s->sse, 1);
     }
@@ -632,9 +634,9 @@ static void print_stats(struct app *a, const char *what)
         n += (size_t)snprintf(line + n, sizeof(line) - n,
                               "%s%s: in=%" PRIu64 " produced=%" PRIu64 " delivered=%" PRIu64
                               " failed=%" PRIu64 " bad=%" PRIu64 " reconnects=%" PRIu64
-                              " backlog=%zu bytes=%" PRIu64,
+                              " backlog=%zu pauses=%" PRIu64 " bytes=%" PRIu64,
                               i ? "; " : "", s->name, s->ev_in, s->produced, s->delivered,
-                              s->failed, s->bad, st.reconnects, s->bl_len, s->bytes);
+                              s->failed, s->bad, st.reconnects, s->bl_len, s->pauses, s->bytes);
     }
     log_info("%s: %s; queue=%d", what, line, a->prod ? producer_outq_len(a->prod) : 0);
 }

@@ -9,21 +9,22 @@ source, each case checked against serve's ground-truth event log (--truth):
                   a newer generation and its own markers, nothing lost
   bad_events      --fault-bad-every/--fault-oversize: bad events land in the
                   dead-letter topic with a reason, the rest arrives, exit 0
+  backpressure    a fast source and a librdkafka queue of 10 messages: the
+                  stream is paused and resumed (log and pauses= count), every
+                  event still arrives exactly once, in per-key order
+  fatal_status    the source answers 403: one error line with the status,
+                  exit 1 once every stream is stopped, no reconnect
   broker_restart  the broker stopped ~20 s mid-stream and started again:
                   nothing lost, nothing doubled, produce never exits by itself
 
 Env: MBTA_STREAM, KAFKA_BROKERS, TMOUT_MULTIPLIER; MBTA_STATE_DIR is passed
-to scripts/services for kafka-stop/kafka-start. Until `serve` exists
-(MBTA_TEST_FAKE_SERVE=1 or serve lacking --truth), a small stdlib stand-in
-with the same options and truth format is used.
+to scripts/services for kafka-stop/kafka-start. PRODUCE_CASES picks cases.
 """
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,129 +48,10 @@ def ko(name, why):
 
 
 # ---------------------------------------------------------------- the source
-def fake_serve(argv):
-    """A stand-in for `mbta-stream serve` (subset of its options)."""
-    import http.server
-
-    opts = {"--port": "0", "--seed": "1", "--limit": "0", "--rate": "200",
-            "--truth": None, "--fault-close-after": "0", "--fault-bad-every": "0",
-            "--fault-oversize": "0", "--fault-oversize-bytes": str(20 << 20), "--clock": ""}
-    i = 0
-    while i < len(argv):
-        opts[argv[i]] = argv[i + 1]
-        i += 2
-    truth = open(opts["--truth"], "a") if opts["--truth"] else None
-    lock = threading.Lock()
-    conns = [0]
-
-    def log(obj):
-        if truth:
-            with lock:
-                truth.write(json.dumps(obj, separators=(",", ":")) + "\n")
-                truth.flush()
-
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            with lock:
-                conns[0] += 1
-                conn = conns[0]
-            rnd = random.Random(int(opts["--seed"]) * 1000 + conn)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            ents = {}
-            for k in range(8):
-                ents["v%d" % k] = 0
-            seq = 0
-            close_after = int(opts["--fault-close-after"])
-            bad_every = int(opts["--fault-bad-every"])
-            oversize = int(opts["--fault-oversize"])
-            ndiff = 0
-            limit = int(opts["--limit"])
-            gap = 1.0 / float(opts["--rate"])
-
-            def res(i, v):
-                return '{"attributes":{"label":"%s","n":%d, "x":"\\u00e9\xe9"},"id":"%s","type":"vehicle"}' % (i, v, i)
-
-            def send(ev, data, bad=False):
-                nonlocal seq
-                seq += 1
-                if oversize and seq == oversize:
-                    data = data[:-1] + ',"pad":"' + "x" * int(opts["--fault-oversize-bytes"]) + '"}'
-                    bad = True
-                self.wfile.write(("event: %s\ndata: %s\n\n" % (ev, data)).encode())
-                self.wfile.flush()
-                log({"t": "event", "conn": conn, "path": self.path, "seq": seq, "event": ev,
-                     "data": data, "bad": bad})
-                return not (close_after and seq >= close_after)
-
-            try:
-                items = ",".join(res(k, v) for k, v in sorted(ents.items()))
-                go = send("reset", "[" + items + "]")
-                nextid = 8
-                while go and (not limit or ndiff < limit):
-                    time.sleep(gap)
-                    ndiff += 1
-                    r = rnd.random()
-                    if r < 0.15:
-                        i = "v%d" % nextid
-                        nextid += 1
-                        ents[i] = 0
-                        ev, data = "add", res(i, 0)
-                    elif r < 0.25 and ents:
-                        i = rnd.choice(sorted(ents))
-                        del ents[i]
-                        ev, data = "remove", '{"id":"%s","type":"vehicle"}' % i
-                    else:
-                        i = rnd.choice(sorted(ents))
-                        ents[i] += 1
-                        ev, data = "update", res(i, ents[i])
-                    bad = False
-                    if bad_every and ndiff % bad_every == 0:
-                        data, bad = data[: len(data) // 2], True
-                    go = send(ev, data, bad)
-                while go:
-                    time.sleep(0.2)
-                    self.wfile.write(b": keep-alive\n")
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            log({"t": "close", "conn": conn, "reason": "end"})
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(opts["--port"])), H)
-    srv.daemon_threads = True
-    print("http://127.0.0.1:%d" % srv.server_address[1], flush=True)
-    signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
-    srv.serve_forever()
-
-
-def use_fake():
-    if os.environ.get("MBTA_TEST_FAKE_SERVE") == "1":
-        return True
-    try:
-        h = subprocess.run([BIN, "serve", "--help"], capture_output=True, timeout=10)
-        return b"--truth" not in h.stdout + h.stderr
-    except Exception:
-        return True
-
-
-FAKE = None
-
-
 def start_source(tmp, name, extra):
     truth = os.path.join(tmp, name + ".truth")
     args = ["--port", "0", "--seed", "7", "--clock", CLOCK, "--truth", truth] + extra
-    if FAKE:
-        cmd = [sys.executable, os.path.abspath(__file__), "--fake-serve"] + args
-    else:
-        cmd = [BIN, "serve"] + args
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
+    p = subprocess.Popen([BIN, "serve"] + args, stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
     url = p.stdout.readline().decode().strip()
     if not url.startswith("http"):
         p.kill()
@@ -443,6 +325,75 @@ def case_bad_events(tmp):
         stop(src, 10)
 
 
+def case_backpressure(tmp):
+    name = "backpressure"
+    topic = "t.produce.bp.%s" % RUN
+    limit = 2000
+    src, url, truth = start_source(tmp, name, ["--limit", str(limit), "--rate", "50000",
+                                               "--keepalive", "600"])
+    # 10 messages fit in librdkafka's queue: a reset (~15-20 items) alone
+    # overflows it, and the source is far faster than 10 per round trip.
+    prod, plog = start_produce(tmp, name, url, topic, [
+        "-X", "queue.buffering.max.messages=10", "--log-level", "debug"])
+    try:
+        if not wait_for(lambda: sum(1 for t in read_truth(truth) if t["t"] == "event") >= limit + 1,
+                        60):
+            return ko(name, "serve wrote fewer than %d events" % (limit + 1))
+        tr = read_truth(truth)
+        n = len(expected(tr)) + PARTS * count_resets(tr)
+        wait_for(lambda: len(consume(topic)) >= n, 90)
+        rc = stop(prod)
+        if rc != 0:
+            return ko(name, "produce exited %s (log %s)" % (rc, plog))
+        why = check_topic(consume(topic), tr, name, 1)
+        if why:
+            return ko(name, why)
+        log = open(plog).read()
+        if "pausing the stream" not in log or "backlog drained, resuming" not in log:
+            return ko(name, "no pause/resume in %s" % plog)
+        totals = [l for l in log.splitlines() if " totals: " in l]
+        pauses = [int(w.split("=")[1]) for l in totals for w in l.split() if w.startswith("pauses=")]
+        if not pauses or pauses[0] < 1:
+            return ko(name, "totals without pauses>=1: %s" % totals)
+        if "delivered=%d " % n not in totals[0] or "failed=0 " not in totals[0]:
+            return ko(name, "totals do not show delivered=%d failed=0: %s" % (n, totals[0]))
+        ok(name)
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+        stop(src, 10)
+
+
+def case_fatal_status(tmp):
+    name = "fatal_status"
+    topic = "t.produce.fatal.%s" % RUN
+    src, url, truth = start_source(tmp, name, ["--fault-status", "403", "--fault-count", "1000"])
+    prod, plog = start_produce(tmp, name, url, topic, [])
+    try:
+        try:
+            rc = prod.wait(timeout=30 * TM)
+        except subprocess.TimeoutExpired:
+            return ko(name, "produce still running 30 s after a 403 (log %s)" % plog)
+        if rc != 1:
+            return ko(name, "produce exited %s, expected 1 (log %s)" % (rc, plog))
+        log = open(plog).read().splitlines()
+        lines = [l for l in log if "403" in l and "ERROR" in l]
+        if len(lines) != 1 or "vehicles: stopped: HTTP 403" not in lines[0]:
+            return ko(name, "expected one error line with the 403, got %s" % lines)
+        if not any("all streams stopped" in l for l in log):
+            return ko(name, "no 'all streams stopped' line")
+        closes = [t for t in read_truth(truth) if t["t"] == "close"]
+        if len(closes) != 1 or closes[0]["reason"] != "status 403":
+            return ko(name, "serve saw %s (a reconnect after a fatal status?)" % closes)
+        if consume(topic):
+            return ko(name, "messages in the topic")
+        ok(name)
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+        stop(src, 10)
+
+
 def services(cmd):
     env = dict(os.environ)
     r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "services"), cmd],
@@ -504,18 +455,13 @@ def case_broker_restart(tmp):
 
 
 def main():
-    global FAKE
-    if len(sys.argv) > 1 and sys.argv[1] == "--fake-serve":
-        return fake_serve(sys.argv[2:])
     if not BROKERS:
         ko("env", "KAFKA_BROKERS is not set")
         return 1
-    FAKE = use_fake()
-    if FAKE:
-        print("# serve has no --truth yet: using the stdlib stand-in", flush=True)
     import tempfile
     tmp = tempfile.mkdtemp(prefix="produce_kafka.")
-    only = os.environ.get("PRODUCE_CASES", "deterministic source_drop bad_events broker_restart").split()
+    only = os.environ.get("PRODUCE_CASES", "deterministic source_drop bad_events backpressure "
+                          "fatal_status broker_restart").split()
     for c in only:
         try:
             globals()["case_" + c](tmp)
