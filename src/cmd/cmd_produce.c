@@ -68,6 +68,9 @@ struct pstream {
     uint64_t seq;
     uint64_t ev_in, produced, delivered, failed, bad, bytes;
     uint64_t pauses; /* times the stream was paused for a full queue */
+    char gen_s[24];  /* the generation header, formatted once per reset */
+    size_t gen_l;
+    int64_t gen_of;
     struct job *bl_head, *bl_tail;
     size_t bl_len;
     char unknown[8][64]; /* event names already logged as ignored */
@@ -287,12 +290,15 @@ static int send_msg(struct pstream *s, const char *topic, int32_t part, const ch
                     size_t klen, const char *val, size_t vlen, const char *event,
                     const struct job *j, const char *reason)
 {
-    char gen[24], rat[24], seq[24], err[256];
-    size_t gl = fmt_i64(gen, j->generation), rl = fmt_i64(rat, j->received_ns),
-           ql = fmt_i64(seq, (int64_t)j->seq);
+    char rat[24], seq[24], err[256];
+    if (!s->gen_l || s->gen_of != j->generation) {
+        s->gen_l = fmt_i64(s->gen_s, j->generation);
+        s->gen_of = j->generation;
+    }
+    size_t rl = fmt_i64(rat, j->received_ns), ql = fmt_i64(seq, (int64_t)j->seq);
     struct producer_hdr h[6] = {{"event", event, strlen(event)},
                                 {"stream", s->name, s->name_len},
-                                {"generation", gen, gl},
+                                {"generation", s->gen_s, s->gen_l},
                                 {"received-at", rat, rl},
                                 {"seq", seq, ql},
                                 {"reason", reason, reason ? strlen(reason) : 0}};

@@ -294,7 +294,8 @@ static inline size_t sc_skip_string(struct sc *s, size_t pos, struct jscan_span 
 
 /* Expects a member name at pos (after whitespace), then ':'. Returns the
  * position past the ':' or 0 with s->pos and errstr set. */
-static inline size_t sc_member_name(struct sc *s, size_t pos, struct jscan_span *raw, int *escaped)
+static inline __attribute__((always_inline)) size_t
+sc_member_name(struct sc *s, size_t pos, struct jscan_span *raw, int *escaped)
 {
     const unsigned char *p = s->p;
     pos = sc_skip_ws(p, pos, s->n);
