@@ -791,8 +791,14 @@ int cmd_produce(int argc, char **argv)
     int64_t next_stats = o_stats ? clock_mono_ms() + o_stats * 1000 : INT64_MAX;
     int all_stopped = 0;
     while (!sig_stop) {
-        int live = sse_client_run(client, 20);
-        producer_poll(a.prod, 0);
+        /* With a backlog, what frees the queue is a delivery report: wait
+         * for those (briefly) rather than for the sources; else wait for
+         * the sources, which return as soon as bytes arrive. */
+        int backlog = 0;
+        for (size_t i = 0; i < a.nstreams; i++)
+            backlog |= a.streams[i].bl_head != NULL;
+        int live = sse_client_run(client, backlog ? 0 : 20);
+        producer_poll(a.prod, backlog ? 2 : 0);
         if (a.dr_seen) {
             a.dr_seen = 0;
             a.last_dr_ns = mono_ns();
