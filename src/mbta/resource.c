@@ -4,9 +4,12 @@
  */
 #include "mbta/resource.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json/jscan.h"
 
 #define COLS(a) a, sizeof(a) / sizeof(a[0])
 
@@ -260,108 +263,228 @@ int res_parse_ts(const char *s, size_t len, int64_t *us)
     return 0;
 }
 
-static const char *json_kind(const json_t *j)
+/* ---- a walker over JSON that jscan_validate already accepted ----------
+ * No validation here (jscan did it), no allocation: spans only. */
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static size_t skip_ws(const char *p, size_t n, size_t i)
 {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* End (one past) of the value starting at p[i]. */
+static size_t skip_value(const char *p, size_t n, size_t i)
+{
+    if (p[i] == '"') {
+        for (i++; i < n && p[i] != '"'; i++)
+            if (p[i] == '\\')
+                i++;
+        return i + 1;
+    }
+    if (p[i] == '{' || p[i] == '[') {
+        int depth = 0;
+        for (; i < n; i++) {
+            char c = p[i];
+            if (c == '"') {
+                i = skip_value(p, n, i) - 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return i + 1;
+            }
+        }
+        return n;
+    }
+    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
+           p[i] != '\n' && p[i] != '\r')
+        i++;
+    return i;
+}
+
+/* Iterates an object's members: *pos starts at 0 (or where the last call
+ * left it); returns 1 with name (between the quotes) and value, 0 at the
+ * end. */
+static int next_member(struct span obj, size_t *pos, struct span *name, struct span *val)
+{
+    const char *p = obj.p;
+    size_t n = obj.n, i = *pos;
+    if (i == 0) {
+        i = skip_ws(p, n, 0);
+        if (i >= n || p[i] != '{')
+            return 0;
+        i++;
+    }
+    i = skip_ws(p, n, i);
+    if (i < n && p[i] == ',')
+        i = skip_ws(p, n, i + 1);
+    if (i >= n || p[i] != '"')
+        return 0;
+    size_t e = skip_value(p, n, i);
+    name->p = p + i + 1;
+    name->n = e - i - 2;
+    i = skip_ws(p, n, e);
+    i = skip_ws(p, n, i + 1); /* the ':' */
+    e = skip_value(p, n, i);
+    val->p = p + i;
+    val->n = e - i;
+    *pos = e;
+    return 1;
+}
+
+/* Whether a member name (raw, maybe escaped) is `key`. */
+static int name_is(struct span name, const char *key)
+{
+    size_t kl = strlen(key);
+    if (!memchr(name.p, '\\', name.n))
+        return name.n == kl && !memcmp(name.p, key, kl);
+    char tmp[128];
+    long l = jscan_unescape(name.p, name.n, tmp, sizeof(tmp));
+    return l >= 0 && (size_t)l == kl && !memcmp(tmp, key, kl);
+}
+
+static const char *kind_name(struct span v)
+{
+    switch (v.p[0]) {
+    case '{':
         return "object";
-    case JSON_ARRAY:
+    case '[':
         return "array";
-    case JSON_STRING:
+    case '"':
         return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case 't':
+    case 'f':
         return "boolean";
-    default:
+    case 'n':
         return "null";
+    default:
+        return "number";
     }
 }
 
-static int col_value(const struct res_col *c, const json_t *attrs, const json_t *rels,
-                     struct res_value *v, char **owned, char *errstr, size_t errsz)
+static int is_null(struct span v)
 {
-    const json_t *j;
-    v->null = 1;
-    if (c->kind == RES_RELID) {
-        const json_t *r = rels ? json_object_get(rels, c->src) : NULL;
-        if (!r || json_is_null(r))
-            return 0;
-        if (!json_is_object(r)) {
-            snprintf(errstr, errsz, "relationships.%s: expected object, got %s", c->src,
-                     json_kind(r));
-            return -1;
-        }
-        const json_t *data = json_object_get(r, "data");
-        if (!data || json_is_null(data))
-            return 0;
-        j = json_is_object(data) ? json_object_get(data, "id") : NULL;
-        if (!j || !json_is_string(j)) {
-            snprintf(errstr, errsz, "relationships.%s.data: expected {\"id\": string}", c->src);
-            return -1;
-        }
-        v->s = json_string_value(j);
-        v->slen = json_string_length(j);
-        v->null = 0;
+    return v.n == 0 || v.p[0] == 'n';
+}
+
+/* A string value's content: borrowed when it has no escape, else decoded
+ * into *owned (heap). Returns 0 or -1 (out of memory). */
+static int str_value(struct span v, const char **s, size_t *len, char **owned)
+{
+    const char *raw = v.p + 1;
+    size_t rn = v.n - 2;
+    if (!memchr(raw, '\\', rn)) {
+        *s = raw;
+        *len = rn;
         return 0;
     }
-    j = attrs ? json_object_get(attrs, c->src) : NULL;
-    if (!j || json_is_null(j))
+    char *o = malloc(rn + 1); /* decoding never makes it longer */
+    long l = o ? jscan_unescape(raw, rn, o, rn + 1) : -1;
+    if (l < 0) {
+        free(o);
+        return -1;
+    }
+    free(*owned);
+    *owned = o;
+    *s = o;
+    *len = (size_t)l;
+    return 0;
+}
+
+/* A printable prefix of s for a message. */
+static const char *num_copy(const char *s, size_t n, char *buf, size_t bufsz)
+{
+    size_t k = n < bufsz - 1 ? n : bufsz - 1;
+    memcpy(buf, s, k);
+    buf[k] = '\0';
+    return buf;
+}
+
+static int number_text(struct span v, char *buf, size_t bufsz)
+{
+    if (v.n == 0 || v.n >= bufsz)
+        return -1;
+    memcpy(buf, v.p, v.n);
+    buf[v.n] = '\0';
+    return 0;
+}
+
+static int col_value(const struct res_col *c, struct span j, struct res_value *v, char **owned,
+                     char *errstr, size_t errsz)
+{
+    char num[64];
+    v->null = 1;
+    if (is_null(j))
         return 0;
     switch (c->kind) {
     case RES_TEXT:
-        if (!json_is_string(j))
+        if (j.p[0] != '"')
             goto wrong;
-        v->s = json_string_value(j);
-        v->slen = json_string_length(j);
+        if (str_value(j, &v->s, &v->slen, owned))
+            goto nomem;
         break;
-    case RES_INT:
-        if (!json_is_integer(j))
+    case RES_INT: {
+        if (j.p[0] != '-' && (j.p[0] < '0' || j.p[0] > '9'))
             goto wrong;
-        v->i = json_integer_value(j);
-        if (c->min != c->max && (v->i < c->min || v->i > c->max)) {
-            snprintf(errstr, errsz, "attributes.%s: %lld out of range [%.0f, %.0f]", c->src,
-                     (long long)v->i, c->min, c->max);
+        if (memchr(j.p, '.', j.n) || memchr(j.p, 'e', j.n) || memchr(j.p, 'E', j.n)) {
+            snprintf(errstr, errsz, "attributes.%s: expected integer, got number", c->src);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        if (number_text(j, num, sizeof(num)) ||
+            ((void)(v->i = strtoll(num, &end, 10)), errno || *end) ||
+            (c->min != c->max && (v->i < c->min || v->i > c->max))) {
+            snprintf(errstr, errsz, "attributes.%s: %.40s out of range [%.0f, %.0f]", c->src,
+                     number_text(j, num, sizeof(num)) ? "(a long number)" : num, c->min, c->max);
             return -1;
         }
         break;
+    }
     case RES_DBL:
-        if (!json_is_number(j))
+        if (j.p[0] != '-' && (j.p[0] < '0' || j.p[0] > '9'))
             goto wrong;
-        v->d = json_number_value(j);
+        if (number_text(j, num, sizeof(num))) {
+            snprintf(errstr, errsz, "attributes.%s: number too long", c->src);
+            return -1;
+        }
+        v->d = strtod(num, NULL);
         if (c->min != c->max && !(v->d >= c->min && v->d <= c->max)) {
-            snprintf(errstr, errsz, "attributes.%s: %g out of range [%g, %g]", c->src, v->d, c->min,
+            snprintf(errstr, errsz, "attributes.%s: %s out of range [%g, %g]", c->src, num, c->min,
                      c->max);
             return -1;
         }
         break;
     case RES_BOOL:
-        if (!json_is_boolean(j))
+        if (j.p[0] != 't' && j.p[0] != 'f')
             goto wrong;
-        v->i = json_is_true(j);
+        v->i = j.p[0] == 't';
         break;
-    case RES_TS:
-        if (!json_is_string(j))
+    case RES_TS: {
+        const char *t;
+        size_t tl;
+        if (j.p[0] != '"')
             goto wrong;
-        if (res_parse_ts(json_string_value(j), json_string_length(j), &v->i)) {
+        if (str_value(j, &t, &tl, owned))
+            goto nomem;
+        if (res_parse_ts(t, tl, &v->i)) {
             snprintf(errstr, errsz, "attributes.%s: \"%.40s\" is not an ISO 8601 timestamp", c->src,
-                     json_string_value(j));
+                     num_copy(t, tl, num, sizeof(num)));
             return -1;
         }
         break;
+    }
     case RES_JSON:
-        if (!json_is_array(j) && !json_is_object(j))
+        if (j.p[0] != '[' && j.p[0] != '{')
             goto wrong;
-        *owned = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!*owned) {
-            snprintf(errstr, errsz, "attributes.%s: cannot encode", c->src);
-            return -1;
-        }
-        v->s = *owned;
-        v->slen = strlen(*owned);
+        v->s = j.p; /* the exact bytes: valid JSON, jsonb takes them as they are */
+        v->slen = j.n;
         break;
     default:
         break;
@@ -375,8 +498,47 @@ wrong:
              : c->kind == RES_DBL                     ? "number"
              : c->kind == RES_BOOL                    ? "boolean"
                                                       : "array or object",
-             json_kind(j));
+             kind_name(j));
     return -1;
+nomem:
+    snprintf(errstr, errsz, "attributes.%s: out of memory", c->src);
+    return -1;
+}
+
+/* relationships.<src>: null, or {"data": null | {"id": string, ...}}. */
+static int rel_value(const struct res_col *c, struct span r, struct res_value *v, char **owned,
+                     char *errstr, size_t errsz)
+{
+    struct span name, val, data = {NULL, 0};
+    size_t pos = 0;
+    v->null = 1;
+    if (is_null(r))
+        return 0;
+    if (r.p[0] != '{') {
+        snprintf(errstr, errsz, "relationships.%s: expected object, got %s", c->src, kind_name(r));
+        return -1;
+    }
+    while (next_member(r, &pos, &name, &val))
+        if (name_is(name, "data"))
+            data = val;
+    if (!data.p || is_null(data))
+        return 0;
+    struct span id = {NULL, 0};
+    pos = 0;
+    if (data.p[0] == '{')
+        while (next_member(data, &pos, &name, &val))
+            if (name_is(name, "id"))
+                id = val;
+    if (!id.p || id.p[0] != '"') {
+        snprintf(errstr, errsz, "relationships.%s.data: expected {\"id\": string}", c->src);
+        return -1;
+    }
+    if (str_value(id, &v->s, &v->slen, owned)) {
+        snprintf(errstr, errsz, "relationships.%s: out of memory", c->src);
+        return -1;
+    }
+    v->null = 0;
+    return 0;
 }
 
 void res_row_fini(struct res_row *row)
@@ -385,39 +547,84 @@ void res_row_fini(struct res_row *row)
         return;
     for (size_t i = 0; i < RES_MAX_COLS; i++)
         free(row->owned[i]);
-    json_decref(row->json);
+    free(row->rtype_owned);
+    free(row->id_owned);
     memset(row, 0, sizeof(*row));
+}
+
+/* A NUL-terminated heap copy of a string member's decoded content. */
+static char *str_dup(struct span v)
+{
+    const char *s;
+    size_t n;
+    char *owned = NULL;
+    if (str_value(v, &s, &n, &owned))
+        return NULL;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    free(owned);
+    return d;
 }
 
 int res_parse(const char *data, size_t len, const char *key_type, const char *key_id,
               struct res_row *row, char *errstr, size_t errsz)
 {
-    json_error_t jerr;
     char why[256];
+    struct span doc = {data, len}, name, val;
+    struct span jt = {NULL, 0}, ji = {NULL, 0}, attrs = {NULL, 0}, rels = {NULL, 0};
+    size_t pos = 0;
     memset(row, 0, sizeof(*row));
-    row->json = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!row->json) {
-        snprintf(errstr, errsz, "malformed JSON: %s (at byte %d)", jerr.text, jerr.position);
+    int kind = jscan_validate(data, len, 0, why, sizeof(why));
+    if (kind < 0) {
+        snprintf(errstr, errsz, "malformed JSON: %s", why);
         return -1;
     }
-    if (!json_is_object(row->json)) {
+    if (kind != JSCAN_OBJECT) {
         snprintf(errstr, errsz, "not a resource: a JSON %s, expected an object",
-                 json_kind(row->json));
-        goto fail;
+                 kind == JSCAN_ARRAY    ? "array"
+                 : kind == JSCAN_STRING ? "string"
+                 : kind == JSCAN_NUMBER ? "number"
+                 : kind == JSCAN_NULL   ? "null"
+                                        : "boolean");
+        return -1;
     }
-    const json_t *jt = json_object_get(row->json, "type");
-    const json_t *ji = json_object_get(row->json, "id");
-    if (!jt || !json_is_string(jt) || json_string_length(jt) == 0) {
+    /* PostgreSQL's jsonb refuses \u0000 (it cannot be text). */
+    for (const char *p = data; (p = memchr(p, '\\', len - (size_t)(p - data))); p += 2) {
+        if ((size_t)(data + len - p) >= 6 && !memcmp(p, "\\u0000", 6)) {
+            snprintf(errstr, errsz, "malformed JSON: \\u0000 in a string (jsonb refuses it)");
+            return -1;
+        }
+        if (p + 2 > data + len)
+            break;
+    }
+    while (next_member(doc, &pos, &name, &val)) {
+        if (name_is(name, "type"))
+            jt = val;
+        else if (name_is(name, "id"))
+            ji = val;
+        else if (name_is(name, "attributes"))
+            attrs = val;
+        else if (name_is(name, "relationships"))
+            rels = val;
+    }
+    if (!jt.p || jt.p[0] != '"' || jt.n <= 2) {
         snprintf(errstr, errsz, "missing field: \"type\" (non-empty string)");
         goto fail;
     }
-    if (!ji || !json_is_string(ji) || json_string_length(ji) == 0) {
+    if (!ji.p || ji.p[0] != '"' || ji.n <= 2) {
         snprintf(errstr, errsz, "missing field: \"id\" (non-empty string)");
         goto fail;
     }
-    row->rtype = json_string_value(jt);
-    row->id = json_string_value(ji);
-    if (strlen(row->rtype) != json_string_length(jt) || strlen(row->id) != json_string_length(ji)) {
+    row->rtype = row->rtype_owned = str_dup(jt);
+    row->id = row->id_owned = str_dup(ji);
+    if (!row->rtype || !row->id) {
+        snprintf(errstr, errsz, "out of memory");
+        goto fail;
+    }
+    if (memchr(row->rtype, 0, strlen(row->rtype)) || !*row->rtype || !*row->id) {
         snprintf(errstr, errsz, "type or id contains a NUL character");
         goto fail;
     }
@@ -427,22 +634,42 @@ int res_parse(const char *data, size_t len, const char *key_type, const char *ke
         goto fail;
     }
     row->type = res_type_find(row->rtype, strlen(row->rtype));
-    const json_t *attrs = json_object_get(row->json, "attributes");
-    const json_t *rels = json_object_get(row->json, "relationships");
-    if (attrs && !json_is_null(attrs) && !json_is_object(attrs)) {
-        snprintf(errstr, errsz, "attributes: expected object, got %s", json_kind(attrs));
+    if (attrs.p && !is_null(attrs) && attrs.p[0] != '{') {
+        snprintf(errstr, errsz, "attributes: expected object, got %s", kind_name(attrs));
         goto fail;
     }
-    if (rels && !json_is_null(rels) && !json_is_object(rels)) {
-        snprintf(errstr, errsz, "relationships: expected object, got %s", json_kind(rels));
+    if (rels.p && !is_null(rels) && rels.p[0] != '{') {
+        snprintf(errstr, errsz, "relationships: expected object, got %s", kind_name(rels));
         goto fail;
     }
     for (size_t i = 0; i < row->type->ncols; i++)
-        if (col_value(&row->type->cols[i], attrs, rels, &row->v[i], &row->owned[i], why,
-                      sizeof(why))) {
+        row->v[i].null = 1;
+    /* One pass over each object; a repeated member: the last one wins. */
+    struct span found[RES_MAX_COLS];
+    memset(found, 0, sizeof(found));
+    for (int pass = 0; pass < 2; pass++) {
+        struct span obj = pass ? rels : attrs;
+        if (!obj.p || is_null(obj))
+            continue;
+        pos = 0;
+        while (next_member(obj, &pos, &name, &val))
+            for (size_t i = 0; i < row->type->ncols; i++)
+                if ((row->type->cols[i].kind == RES_RELID) == pass &&
+                    name_is(name, row->type->cols[i].src))
+                    found[i] = val;
+    }
+    for (size_t i = 0; i < row->type->ncols; i++) {
+        const struct res_col *c = &row->type->cols[i];
+        if (!found[i].p)
+            continue;
+        int rc = c->kind == RES_RELID
+                     ? rel_value(c, found[i], &row->v[i], &row->owned[i], why, sizeof(why))
+                     : col_value(c, found[i], &row->v[i], &row->owned[i], why, sizeof(why));
+        if (rc) {
             snprintf(errstr, errsz, "%s %.60s: %s", row->rtype, row->id, why);
             goto fail;
         }
+    }
     return 0;
 fail:
     res_row_fini(row);

@@ -12,16 +12,19 @@
  * the raw jsonb column, which is the value exactly as received. Unknown types
  * map to the generic descriptor (table `resources`).
  *
+ * Validation is jscan's (strict RFC 8259, UTF-8 checked) plus a refusal of
+ * \u0000, which PostgreSQL's jsonb cannot store; then a walk over the
+ * spans: no JSON tree is built, and values borrow from the input bytes.
+ *
  * Does not: touch a socket, a clock or a global; format SQL or COPY text.
- * Thread-safe (no state); the parsed JSON is owned by the result.
+ * Thread-safe (no state). A row borrows from the data it was parsed from:
+ * keep the data alive until res_row_fini.
  */
 #ifndef MBTA_RESOURCE_H
 #define MBTA_RESOURCE_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 enum res_kind {
     RES_TEXT, /* JSON string -> text */
@@ -52,19 +55,22 @@ enum { RES_MAX_COLS = 32 };
 
 struct res_value {
     int null;
-    int64_t i;     /* RES_INT, RES_BOOL (0/1), RES_TS (microseconds since the epoch) */
-    double d;      /* RES_DBL */
-    const char *s; /* RES_TEXT, RES_RELID: borrowed from the JSON; RES_JSON: owned */
+    int64_t i; /* RES_INT, RES_BOOL (0/1), RES_TS (microseconds since the epoch) */
+    double d;  /* RES_DBL */
+    /* RES_TEXT, RES_RELID: the decoded string, NOT NUL-terminated (slen);
+     * RES_JSON: the value's exact bytes. Borrowed from the parsed data, or
+     * from owned[] when a string had escapes to decode. */
+    const char *s;
     size_t slen;
 };
 
 struct res_row {
     const struct res_type *type;
-    json_t *json;      /* the parsed value (owned) */
-    const char *rtype; /* the resource's "type" (borrowed from json) */
-    const char *id;    /* the resource's "id" (borrowed from json) */
+    const char *rtype; /* the resource's "type", NUL-terminated (owned) */
+    const char *id;    /* the resource's "id", NUL-terminated (owned) */
     struct res_value v[RES_MAX_COLS];
-    char *owned[RES_MAX_COLS]; /* RES_JSON encodings, freed by res_row_fini */
+    char *owned[RES_MAX_COLS]; /* decoded strings, freed by res_row_fini */
+    char *rtype_owned, *id_owned;
 };
 
 /* The descriptors: the seven known types then the generic one. */
@@ -80,8 +86,9 @@ int res_type_col(const struct res_type *t, const char *name);
 /*
  * Parses and validates one resource. `key_type`/`key_id` (may be NULL) are
  * from the Kafka key `<type>:<id>`; when given they must match the value's.
- * Returns 0 with *row filled (release with res_row_fini), or -1 with a
- * one-line reason in errstr (nothing to release).
+ * Returns 0 with *row filled (release with res_row_fini; it borrows from
+ * data), or -1 with a one-line reason in errstr (nothing to release). A
+ * repeated member: the last one counts (as in jansson and jsonb).
  */
 int res_parse(const char *data, size_t len, const char *key_type, const char *key_id,
               struct res_row *row, char *errstr, size_t errsz);

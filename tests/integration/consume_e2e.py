@@ -288,6 +288,13 @@ def loaded(schema):
         return 0
 
 
+def progress(schema, than, secs):
+    """Waits (polling fast) until more than `than` messages are loaded."""
+    end = time.time() + secs * TM
+    while time.time() < end and loaded(schema) <= than:
+        time.sleep(0.02)
+
+
 def log_has(path, since, text):
     with open(path) as f:
         f.seek(since)
@@ -310,10 +317,12 @@ def case_kill9(tmp, src):
         p = subprocess.Popen(consume_cmd(src, s, "%s-%d" % (g, i),
                                          ["--batch-size", "1", "--batch-ms", "1"]),
                              stdout=subprocess.DEVNULL, stderr=open(log, "a"))
-        # A random moment after the group gave it partitions (joining takes
-        # seconds; a kill before that proves little).
+        # A random moment after it started loading (joining and the first
+        # fetch take a while; a kill before that proves little).
+        before = loaded(s)
         wait_for(lambda: log_has(log, size, "assigned"), 30)
-        time.sleep(rnd.uniform(0.0, 0.3) * TM)
+        progress(s, before, 10)
+        time.sleep(rnd.uniform(0.0, 0.2) * TM)
         p.send_signal(signal.SIGKILL)
         p.wait()
         at.append(loaded(s))
@@ -383,7 +392,7 @@ def case_group(tmp, src):
     total = len(src.msgs) + len(src.dead)
     try:
         wait_for(lambda: log_has(logs[0], 0, "assigned") and log_has(logs[1], 0, "assigned"), 30)
-        time.sleep(0.2 * TM)
+        progress(s, 0, 10)
         a.send_signal(signal.SIGKILL)
         a.wait()
         at = loaded(s)
@@ -437,9 +446,9 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="consume_e2e.")
     try:
-        src = Source(tmp, "det", ["--limit", "400", "--rate", "800", "--fault-bad-every", "97"])
+        src = Source(tmp, "det", ["--limit", "1500", "--rate", "1500", "--fault-bad-every", "97"])
         try:
-            src.settle(lambda tr: sum(1 for t in tr if t["t"] == "event") >= 401)
+            src.settle(lambda tr: sum(1 for t in tr if t["t"] == "event") >= 1501)
         finally:
             src.close()
         for case in (case_deterministic, case_kill9, case_pg_restart, case_group):

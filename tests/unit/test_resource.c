@@ -29,18 +29,21 @@ static char *slurp(const char *name, size_t *len)
     return b;
 }
 
-/* Parses a fixture; returns 0 and fills row, or -1 with why. */
+/* The bytes of the last fixture loaded: a row borrows from them. */
+static char *loaded;
+
+/* Parses a fixture; returns 0 and fills row, or -1 with why. The row is
+ * valid until the next load. */
 static int load(const char *name, struct res_row *row, char *why, size_t whysz)
 {
     size_t len;
-    char *b = slurp(name, &len);
-    if (!b) {
+    free(loaded);
+    loaded = slurp(name, &len);
+    if (!loaded) {
         snprintf(why, whysz, "cannot read %s", name);
         return -2;
     }
-    int rc = res_parse(b, len, NULL, NULL, row, why, whysz);
-    free(b);
-    return rc;
+    return res_parse(loaded, len, NULL, NULL, row, why, whysz);
 }
 
 static const struct res_value *col(const struct res_row *r, const char *name)
@@ -60,13 +63,14 @@ static void test_vehicle(void)
     T_ASSERT(fabs(col(&r, "latitude")->d - 42.35493) < 1e-12);
     T_ASSERT(col(&r, "speed")->null);
     T_ASSERT(col(&r, "occupancy_status")->null);
-    T_EQ_STR(col(&r, "current_status")->s, "IN_TRANSIT_TO");
-    T_EQ_STR(col(&r, "route_id")->s, "Red");
-    T_EQ_STR(col(&r, "stop_id")->s, "70077");
+    T_EQ_MEM(col(&r, "current_status")->s, col(&r, "current_status")->slen, "IN_TRANSIT_TO",
+             strlen("IN_TRANSIT_TO"));
+    T_EQ_MEM(col(&r, "route_id")->s, col(&r, "route_id")->slen, "Red", strlen("Red"));
+    T_EQ_MEM(col(&r, "stop_id")->s, col(&r, "stop_id")->slen, "70077", strlen("70077"));
     /* 2026-12-04T14:03:11-05:00 = 19:03:11Z = 1796410991 */
     T_EQ_INT(col(&r, "updated_at")->i, 1796410991LL * 1000000);
     T_ASSERT(!col(&r, "carriages")->null);
-    T_ASSERT(strstr(col(&r, "carriages")->s, "\"label\":\"1713\"") != NULL);
+    T_ASSERT(memmem(col(&r, "carriages")->s, col(&r, "carriages")->slen, "\"label\":\"1713\"", 14));
     res_row_fini(&r);
 }
 
@@ -114,12 +118,16 @@ static void test_details(void)
     T_ASSERT(load("alert.json", &r, why, sizeof(why)) == 0);
     T_EQ_INT(col(&r, "severity")->i, 7);
     T_EQ_INT(col(&r, "updated_at")->i % 1000000, 500000); /* .5 s */
-    T_ASSERT(strchr(col(&r, "description")->s, '\n') != NULL);
+    T_ASSERT(memchr(col(&r, "description")->s, '\n', col(&r, "description")->slen) != NULL);
+    /* escapes decoded: "Line one\nLine\ttwo \\ back" */
+    T_EQ_MEM(col(&r, "description")->s, col(&r, "description")->slen, "Line one\nLine\ttwo \\ back",
+             strlen("Line one\nLine\ttwo \\ back"));
     res_row_fini(&r);
     T_ASSERT(load("route.json", &r, why, sizeof(why)) == 0);
     T_EQ_INT(col(&r, "type")->i, 1);
     T_EQ_INT(col(&r, "listed_route")->i, 1);
-    T_EQ_STR(col(&r, "direction_names")->s, "[\"South\",\"North\"]");
+    T_EQ_MEM(col(&r, "direction_names")->s, col(&r, "direction_names")->slen,
+             "[\"South\",\"North\"]", strlen("[\"South\",\"North\"]"));
     res_row_fini(&r);
     T_ASSERT(load("prediction.json", &r, why, sizeof(why)) == 0);
     T_ASSERT(col(&r, "departure_time")->null);
@@ -174,6 +182,53 @@ static void test_key_mismatch(void)
     const char *arr = "[1,2]";
     T_EQ_INT(res_parse(arr, strlen(arr), NULL, NULL, &r, why, sizeof(why)), -1);
     T_ASSERT(strstr(why, "not a resource") != NULL);
+}
+
+static void test_edges(void)
+{
+    static const struct {
+        const char *json, *why; /* why NULL: accepted */
+    } cases[] = {
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":{\"bearing\":1.5}}",
+         "attributes.bearing: expected integer, got number"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":{\"current_stop_sequence\":"
+         "99999999999999999999}}",
+         "out of range"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":[]}", "attributes: expected object"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":{\"label\":\"x\\u0000y\"}}", "\\u0000"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":{\"label\":\"\\\\u0000\"}}", NULL},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"attributes\":{\"speed\":1,\"speed\":\"x\"}}",
+         "attributes.speed: expected number, got string"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"relationships\":{\"route\":\"Red\"}}",
+         "relationships.route: expected object, got string"},
+        {"{\"type\":\"vehicle\",\"id\":\"a\",\"relationships\":{\"route\":{\"data\":null}},"
+         "\"attributes\":null}",
+         NULL},
+        {"{\"ty\\u0070e\":\"vehicle\",\"id\":\"a\\\"b\"}", NULL},
+        {"{\"type\":\"vehicle\",\"id\":\"\"}", "missing field: \"id\""},
+        {"{\"type\":\"vehicle\",\"id\":7}", "missing field: \"id\""},
+        {"{\"type\":\"vehicle\",\"id\":\"a\"} x", "malformed JSON"},
+        {"\"vehicle\"", "not a resource: a JSON string"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res_row r;
+        char why[256] = "";
+        int rc = res_parse(cases[i].json, strlen(cases[i].json), NULL, NULL, &r, why, sizeof(why));
+        if (!cases[i].why) {
+            T_ASSERTF(rc == 0, "%s refused: %s", cases[i].json, why);
+            res_row_fini(&r);
+        } else {
+            T_ASSERTF(rc == -1 && strstr(why, cases[i].why), "%s: rc %d, reason \"%s\"",
+                      cases[i].json, rc, why);
+        }
+    }
+    struct res_row r;
+    char why[256];
+    const char *esc = "{\"ty\\u0070e\":\"vehicle\",\"id\":\"a\\\"b\"}";
+    T_ASSERT(res_parse(esc, strlen(esc), NULL, NULL, &r, why, sizeof(why)) == 0);
+    T_EQ_STR(r.id, "a\"b");
+    T_EQ_STR(r.type->current, "vehicles");
+    res_row_fini(&r);
 }
 
 static void test_ts(void)
@@ -320,10 +375,12 @@ int main(void)
     T_RUN(test_unknown_type);
     T_RUN(test_refused);
     T_RUN(test_key_mismatch);
+    T_RUN(test_edges);
     T_RUN(test_ts);
     T_RUN(test_key_split);
     T_RUN(test_enrich_vehicle);
     T_RUN(test_service_date);
     T_RUN(test_enrich_prediction);
+    free(loaded);
     return T_DONE();
 }
