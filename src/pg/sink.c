@@ -368,7 +368,9 @@ static int ensure_conn(struct pg_sink *s, char *errstr, size_t errsz)
     s->conn = pgconn_open(s->conninfo, "mbta-stream consume", errstr, errsz);
     if (!s->conn)
         return SINK_RETRY;
-    int rc = exec(s, "SET synchronous_commit = on", "session", errstr, errsz);
+    /* work_mem: the DISTINCT ON of a batch's wide rows sorts in memory. */
+    int rc =
+        exec(s, "SET synchronous_commit = on; SET work_mem = '64MB'", "session", errstr, errsz);
     return rc ? SINK_RETRY : SINK_OK;
 }
 
@@ -917,28 +919,23 @@ static void arr_add(struct buf *b, const char *id)
     buf_putc(b, '"');
 }
 
-/* The statement that applies one segment of one type to its current table.
- * The rows are read back from the history rows just COPY'd (so the raw
- * jsonb is parsed once, not twice, and nothing is sent again), by offset
- * range per partition ($1 topics, $2 partitions, $3 first and $4 last
- * offsets, $5/$6 the received_at bounds that prune the day partitions);
- * the last event of each entity wins (per partition, offset order is the
- * entity's order); a remove deletes. Caller frees. */
+/* The tail of the statement that applies one segment of one type to its
+ * current table. The rows are read back from the history rows just COPY'd
+ * (so the raw jsonb is parsed once, not twice, and nothing is sent again),
+ * by offset range per partition (see flush_current); the last event of each
+ * entity wins (per partition, offset order is the entity's order); a remove
+ * deletes. Caller frees. */
 static char *upsert_sql(const struct pg_sink *s, const struct res_type *rt)
 {
     struct buf q;
     const char *key = rt->type ? "id" : "type, id";
     buf_init(&q, 1 << 16);
+    /* The statement's tail; flush_current() puts the ranges in front. */
     buf_printf(
         &q,
-        "WITH last AS (SELECT DISTINCT ON (%s) x.* FROM unnest($1::text[], $2::int[],"
-        " $3::bigint[], $4::bigint[]) AS u(t, p, lo, hi) CROSS JOIN LATERAL (SELECT * FROM"
-        " %s.%s h WHERE h.kafka_topic = u.t AND h.kafka_partition = u.p AND h.kafka_offset"
-        " BETWEEN u.lo AND u.hi AND h.received_at BETWEEN $5 AND $6) x ORDER BY %s,"
-        " x.kafka_offset DESC),"
+        ") x ORDER BY %s, x.kafka_offset DESC),"
         " del AS (DELETE FROM %s.%s c USING last l WHERE l.event = 'remove' AND c.id = l.id%s)"
         " INSERT INTO %s.%s AS c ",
-        rt->type ? "x.id" : "x.type, x.id", s->qschema, rt->history,
         rt->type ? "x.id" : "x.type, x.id", s->qschema, rt->current,
         rt->type ? "" : " AND c.type = l.type", s->qschema, rt->current);
     col_list(&q, rt, 0);
@@ -1001,34 +998,46 @@ static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, si
         }
         if (!nrg)
             continue;
-        struct buf topics, parts, los, his;
-        buf_init(&topics, (size_t)1 << 24);
-        buf_init(&parts, (size_t)1 << 24);
-        buf_init(&los, (size_t)1 << 24);
-        buf_init(&his, (size_t)1 << 24);
-        for (size_t r = 0; r < nrg; r++) {
-            arr_add(&topics, rg[r].topic);
-            buf_printf(&parts, "%s%d", r ? "," : "{", (int)rg[r].partition);
-            buf_printf(&los, "%s%" PRId64, r ? "," : "{", rg[r].lo);
-            buf_printf(&his, "%s%" PRId64, r ? "," : "{", rg[r].hi);
-        }
-        buf_putc(&topics, '}');
-        buf_putc(&parts, '}');
-        buf_putc(&los, '}');
-        buf_putc(&his, '}');
+        /* One range scan per partition, as literals: each branch is planned
+         * with its own bounds (index range on the unique key, day partitions
+         * pruned); a join against an array of ranges could be planned as a
+         * scan of the whole day. */
         char t0[40], t1[40];
         pg_sink_format_ts(tmin, t0);
         pg_sink_format_ts(tmax, t1);
-        const char *params[6] = {topics.data, parts.data, los.data, his.data, t0, t1};
-        PGresult *r = PQexecParams(s->conn, s->upsert[t], 6, NULL, params, NULL, NULL, 0);
+        struct buf q;
+        buf_init(&q, (size_t)1 << 26);
+        buf_printf(&q, "WITH last AS (SELECT DISTINCT ON (%s) x.* FROM (",
+                   rt->type ? "x.id" : "x.type, x.id");
+        for (size_t r = 0; r < nrg; r++) {
+            char *lit = PQescapeLiteral(s->conn, rg[r].topic, strlen(rg[r].topic));
+            if (!lit) {
+                buf_fini(&q);
+                rc = fail(s, NULL, "upsert", errstr, errsz);
+                break;
+            }
+            buf_printf(&q,
+                       "%sSELECT * FROM %s.%s h WHERE h.kafka_topic = %s AND h.kafka_partition = %d"
+                       " AND h.kafka_offset BETWEEN %" PRId64 " AND %" PRId64
+                       " AND h.received_at BETWEEN '%s' AND '%s'",
+                       r ? " UNION ALL " : "", s->qschema, rt->history, lit, (int)rg[r].partition,
+                       rg[r].lo, rg[r].hi, t0, t1);
+            PQfreemem(lit);
+        }
+        if (rc)
+            break;
+        if (buf_append(&q, s->upsert[t], strlen(s->upsert[t]))) {
+            buf_fini(&q);
+            rc = SINK_FATAL;
+            snprintf(errstr, errsz, "upsert statement too large");
+            break;
+        }
+        PGresult *r = PQexec(s->conn, q.data);
+        buf_fini(&q);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = fail(s, r, "upsert", errstr, errsz);
         else
             PQclear(r);
-        buf_fini(&topics);
-        buf_fini(&parts);
-        buf_fini(&los);
-        buf_fini(&his);
         st->current_rows += winners;
     }
     free(rg);
