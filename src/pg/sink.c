@@ -6,6 +6,7 @@
 #include "pg/sink.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,6 +606,42 @@ static void classify(struct pg_sink *s, struct item *it, const struct sink_msg *
         return dead(it, "%s", why);
     it->kind = IT_RES;
     it->type = it->row.type;
+}
+
+struct classify_job {
+    struct pg_sink *s;
+    struct item *items;
+    const struct sink_msg *msgs;
+    size_t n;
+    const char *force_reason;
+};
+
+static void *classify_run(void *arg)
+{
+    struct classify_job *j = arg;
+    for (size_t i = 0; i < j->n; i++)
+        classify(j->s, &j->items[i], &j->msgs[i], j->force_reason);
+    return NULL;
+}
+
+/* classify() is pure: a large batch is parsed by two threads (PostgreSQL is
+ * idle meanwhile, and the machine has a core for it). */
+static void classify_all(struct pg_sink *s, struct item *items, const struct sink_msg *msgs,
+                         size_t n, const char *force_reason)
+{
+    struct classify_job a = {s, items, msgs, n, force_reason};
+    pthread_t th;
+    if (n >= 1000) {
+        struct classify_job b = {s, items + n / 2, msgs + n / 2, n - n / 2, force_reason};
+        a.n = n / 2;
+        if (pthread_create(&th, NULL, classify_run, &b) == 0) {
+            classify_run(&a);
+            pthread_join(th, NULL);
+            return;
+        }
+        a.n = n;
+    }
+    classify_run(&a);
 }
 
 /* ---- enrichment state ------------------------------------------------- */
@@ -1219,8 +1256,7 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
         goto out;
     }
     int64_t t_start = clock_mono_ms();
-    for (size_t i = 0; i < n; i++)
-        classify(s, &items[i], &msgs[i], force_reason);
+    classify_all(s, items, msgs, n, force_reason);
     if ((rc = ensure_conn(s, errstr, errsz)))
         goto out;
     if ((rc = ensure_days(s, items, n, errstr, errsz)))
