@@ -157,21 +157,12 @@ struct consumer *consumer_new(const struct consumer_conf *conf, char *errstr, si
         goto fail;
     }
     c->conf = *conf;
-    const char *defaults[] = {"bootstrap.servers",
-                              conf->brokers,
-                              "group.id",
-                              conf->group,
-                              "enable.auto.commit",
-                              "false",
-                              "enable.auto.offset.store",
-                              "false",
-                              "enable.partition.eof",
-                              "true",
-                              "auto.offset.reset",
-                              "earliest",
-                              "client.id",
-                              "mbta-stream-consume",
-                              NULL};
+    const char *defaults[] = {"bootstrap.servers", conf->brokers, "group.id", conf->group,
+                              "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                              "enable.partition.eof", "true", "auto.offset.reset", "earliest",
+                              "client.id", "mbta-stream-consume",
+                              /* prefetch 16 MB, not 64: the memory goal */
+                              "queued.max.messages.kbytes", "16384", NULL};
     if (kconf_apply(kc, defaults, conf->kv, errstr, errsz))
         goto fail;
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
