@@ -87,11 +87,17 @@ pids="$pids $rpid"
 # Done when the recording stops growing (serve sends only keep-alives after
 # --limit, and those come once an hour).
 last=-1
+i=0
 while :; do
 	sleep 0.5
 	size=$(wc -c <"$tmp/rec" 2>/dev/null || echo 0)
 	[ "$size" -gt 0 ] && [ "$size" = "$last" ] && break
 	last=$size
+	i=$((i + 1))
+	if [ $i -gt 240 ]; then
+		echo "bench_produce: no recording after 2 minutes: $(tail -n 1 "$tmp/record.log")" >&2
+		exit 1
+	fi
 done
 kill -TERM "$rpid" "$spid"
 wait "$rpid" "$spid" 2>/dev/null
@@ -122,12 +128,13 @@ while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
 	topic=bench.produce.$run.$r
 	ktopic=bench.kcat.$run.$r
+	rm -f "$tmp/replay.out" # not the last run's URL
 	"$BIN" serve --port 0 --replay "$tmp/rec" --speed 1e6 >"$tmp/replay.out" 2>"$tmp/replay.log" &
 	spid=$!
 	pids="$spid"
 	url=$(wait_url "$tmp/replay.out")
 	# shellcheck disable=SC2086
-	timed "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
+	timed timeout 300 "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
 		--max-events "$n_events" --stream "$STREAM=$path@$topic" ${PRODUCE_EXTRA:-} \
 		>/dev/null 2>"$tmp/produce.log" 3>"$tmp/produce.time"
 	prc=$?
@@ -164,7 +171,7 @@ while [ $r -lt "$RUNS" ]; do
 	# shellcheck disable=SC2086
 	timed kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/one" 3>"$tmp/kcat1.time"
 	# shellcheck disable=SC2086
-	timed kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/msgs" 3>"$tmp/kcat.time"
+	timed timeout 300 kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/msgs" 3>"$tmp/kcat.time"
 	k_wall=$(cut -d' ' -f1 "$tmp/kcat.time")
 	k_cpu=$(cut -d' ' -f2 "$tmp/kcat.time")
 	k1_wall=$(cut -d' ' -f1 "$tmp/kcat1.time")
