@@ -1,84 +1,34 @@
 /*
- * enrich: see enrich.h. Civil-date arithmetic after Howard Hinnant's
- * "chrono-compatible low-level date algorithms" (public domain), written
- * again here for int64 days.
+ * enrich: see enrich.h. Calendar arithmetic and New York's offset come from
+ * util/civil, shared with the simulator so that both agree.
  */
 #include "mbta/enrich.h"
+#include "util/civil.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = floordiv(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = floordiv(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* 0 = Sunday. 1970-01-01 was a Thursday. */
-static int weekday(int64_t days)
-{
-    return (int)(((days % 7) + 7 + 4) % 7);
-}
-
-/* Day number of the n-th Sunday (n >= 1) of month m of year y. */
-static int64_t nth_sunday(int64_t y, int m, int n)
-{
-    int64_t first = days_from_civil(y, m, 1);
-    int64_t sunday = first + (7 - weekday(first)) % 7;
-    return sunday + 7 * (n - 1);
-}
-
 int enrich_ny_offset_s(int64_t utc_s)
 {
-    int64_t y;
-    int m, d;
-    civil_from_days(floordiv(utc_s, 86400), &y, &m, &d);
-    /* DST from 2:00 EST (07:00 UTC) on the second Sunday of March to 2:00
-     * EDT (06:00 UTC) on the first Sunday of November. */
-    int64_t start = nth_sunday(y, 3, 2) * 86400 + 7 * 3600;
-    int64_t end = nth_sunday(y, 11, 1) * 86400 + 6 * 3600;
-    return utc_s >= start && utc_s < end ? -4 * 3600 : -5 * 3600;
+    return civil_ny_offset_s(utc_s);
 }
 
 void enrich_ny_local(int64_t utc_us, int32_t *service_date, int *hour, int *dow)
 {
-    int64_t s = floordiv(utc_us, 1000000);
+    int64_t s = civil_floordiv(utc_us, 1000000);
     int64_t local = s + enrich_ny_offset_s(s);
-    int64_t day = floordiv(local, 86400);
+    int64_t day = civil_floordiv(local, 86400);
     *hour = (int)((local - day * 86400) / 3600);
-    *dow = weekday(day);
-    *service_date = (int32_t)floordiv(local - 3 * 3600, 86400);
+    *dow = civil_weekday(day);
+    *service_date = (int32_t)civil_floordiv(local - 3 * 3600, 86400);
 }
 
 void enrich_date_str(int32_t days, char *buf)
 {
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    civil_date_from_days(days, &y, &m, &d);
     snprintf(buf, 16, "%04d-%02d-%02d", (int)(y % 10000), m, d);
 }
 
@@ -99,7 +49,7 @@ void enrich_vehicle(const struct enrich_vehicle_in *in, struct enrich_vehicle_ou
     const struct enrich_pos *c = &in->cur, *p = &in->prev;
     if (c->has_updated_at) {
         out->has_ingest_lag = 1;
-        out->ingest_lag_ms = floordiv(in->received_at_us - c->updated_at_us, 1000);
+        out->ingest_lag_ms = civil_floordiv(in->received_at_us - c->updated_at_us, 1000);
     }
     /* Local time of the position report itself; the receive time only when
      * the report has none. */

@@ -3,6 +3,7 @@
  * sql/001_schema.sql (same names, same order); change both together.
  */
 #include "mbta/resource.h"
+#include "util/civil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -178,18 +179,6 @@ int res_split_key(const char *key, size_t len, const char **type, size_t *tlen, 
     return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int digits(const char *s, size_t n, int *out)
 {
     int v = 0;
@@ -258,7 +247,7 @@ int res_parse_ts(const char *s, size_t len, int64_t *us)
     }
     if (p != len)
         return -1;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
+    int64_t secs = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
     *us = secs * 1000000 + frac_us;
     return 0;
 }

@@ -18,6 +18,7 @@
 #include "mbta/resource.h"
 #include "pg/pgconn.h"
 #include "util/buf.h"
+#include "util/civil.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -234,19 +235,6 @@ static int copy_sep(struct buf *b, char c)
     return buf_putc(b, c);
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static void digits(char *p, int64_t v, int n)
 {
     while (n-- > 0) {
@@ -270,7 +258,7 @@ void pg_sink_format_ts(int64_t us, char *buf)
     }
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    civil_date_from_days(days, &y, &m, &d);
     memcpy(buf, "0000-00-00 00:00:00.000000+00", 30);
     digits(buf, y % 10000, 4);
     digits(buf + 5, m, 2);

@@ -15,6 +15,7 @@
  * predictions x MAXSTOPS, schedules x MAXSTOPS], then alerts.
  */
 #include "serve/sim.h"
+#include "util/civil.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -227,63 +228,20 @@ __attribute__((format(printf, 3, 4))) static void fmt_s(char *dst, size_t n, con
 
 /* ---- time ---------------------------------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int64_t floordiv(int64_t a, int64_t b)
-{
-    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
-}
-
-/* Day number of the n-th Sunday (n >= 1) of a month. */
-static int64_t nth_sunday(int64_t y, int m, int n)
-{
-    int64_t first = days_from_civil(y, m, 1);
-    int64_t wd = ((first % 7) + 7 + 4) % 7; /* 1970-01-01 was a Thursday (4) */
-    int64_t to_sun = (7 - wd) % 7;
-    return first + to_sun + 7 * (n - 1);
-}
-
+/* Calendar arithmetic and New York's offset live in util/civil. */
 int sim_ny_offset_min(int64_t unix_s)
 {
-    int64_t y;
-    int m, d;
-    civil_from_days(floordiv(unix_s, 86400), &y, &m, &d);
-    /* DST from 02:00 EST (07:00 UTC) to 02:00 EDT (06:00 UTC). */
-    int64_t start = nth_sunday(y, 3, 2) * 86400 + 7 * 3600;
-    int64_t end = nth_sunday(y, 11, 1) * 86400 + 6 * 3600;
-    return (unix_s >= start && unix_s < end) ? -240 : -300;
+    return civil_ny_offset_s(unix_s) / 60;
 }
 
 void sim_format_time(int64_t unix_s, char out[32])
 {
     int off = sim_ny_offset_min(unix_s);
     int64_t local = unix_s + off * 60;
-    int64_t days = floordiv(local, 86400), sec = local - days * 86400;
+    int64_t days = civil_floordiv(local, 86400), sec = local - days * 86400;
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    civil_date_from_days(days, &y, &m, &d);
     int aoff = off < 0 ? -off : off;
     fmt_s(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", (int)y, m, d, (int)(sec / 3600),
           (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+', aoff / 60, aoff % 60);
@@ -330,7 +288,7 @@ int sim_parse_time(const char *str, int64_t *unix_s)
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || oh > 23 ||
         om > 59)
         return -1;
-    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    int64_t t = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
     *unix_s = t - (int64_t)sign * (oh * 3600 + om * 60);
     return 0;
 }
