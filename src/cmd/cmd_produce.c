@@ -10,10 +10,17 @@
  * stream still delivers from the current chunk) waits in that stream's
  * backlog, the stream is paused, and the backlog is retried as delivery
  * reports free space; the stream resumes once it is drained. Nothing is
- * dropped and the loop never blocks.
+ * dropped and the loop never blocks. While a backlog waits, the loop waits
+ * on delivery reports (which free the queue), not on the paused source.
+ * `pauses=` in the stats counts the pauses.
  *
  * Bad events (malformed JSON, wrong shape, missing type or id, oversized)
  * are counted, logged once with context and sent to the dead-letter topic.
+ *
+ * At exit, after the totals, a `timing:` line gives what a benchmark needs:
+ * wall time from the first event to the last delivery report and the
+ * process's CPU time (bench/bench_produce.sh; --max-events ends a run after
+ * exactly N events, as kcat -c does).
  */
 #include <errno.h>
 #include <inttypes.h>
