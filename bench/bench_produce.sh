@@ -24,6 +24,18 @@
 #     design's "on one core" is this number.
 # Each of RUNS runs uses fresh topics; the medians decide the ratios.
 #
+# What it showed on the shared 2-core test machine (Dec 2026, 200,000
+# vehicle events of ~820 bytes, 3 partitions): produce 150,000-340,000
+# msgs/s, kcat 170,000-440,000; CPU per million messages produce ~3.9-4.9 s,
+# kcat ~3.0-3.6 s: ratios ~0.65-0.9 (throughput) and ~0.7-0.8 (CPU),
+# noisy because other work shares the cores. Where produce's extra CPU
+# goes (perf): validating every resource's JSON (jscan, ~0.5 us/msg after
+# a 2.6x speed-up), receiving and parsing SSE over HTTP (~0.6 us/msg,
+# `tail --raw`), and smaller batches (a live source fills linger.ms=5
+# batches of ~330 per partition where kcat's preloaded file fills
+# batch.size) costing the broker thread ~25% more. Headers (5 allocations
+# per message in librdkafka) and malloc/free are the same on both sides.
+#
 # Uses KAFKA_BROKERS when set; otherwise brings up its own services under a
 # private state directory and takes them down at the end.
 set -u
