@@ -84,6 +84,19 @@ static int sse_ci_prefix(const char *s, size_t n, const char *lit)
     return n >= l && strncasecmp(s, lit, l) == 0;
 }
 
+/* Whether a Content-Type value is text/event-stream, with or without
+ * parameters ("text/event-stream; charset=utf-8", as Phoenix sends it). */
+static int sse_is_event_stream(const char *ct)
+{
+    static const char mt[] = "text/event-stream";
+    if (strncasecmp(ct, mt, sizeof(mt) - 1) != 0)
+        return 0;
+    ct += sizeof(mt) - 1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 /* ---- client ---- */
 
 struct sse_client *sse_client_new(char *errstr, size_t errsz)
@@ -336,7 +349,7 @@ static size_t sse_header_cb(char *data, size_t size, size_t nitems, void *userp)
             return n;
         if (s->status == 204)
             return n;
-        if (!sse_ci_prefix(s->content_type, strlen(s->content_type), "text/event-stream")) {
+        if (!sse_is_event_stream(s->content_type)) {
             s->fatal = 1;
             snprintf(s->fatal_msg, sizeof(s->fatal_msg),
                      "HTTP %ld with Content-Type \"%s\", not text/event-stream", s->status,
@@ -517,7 +530,7 @@ static void sse_body_line(const struct buf *b, char *out, size_t outsz)
  * Decides between stopping and waiting, and tells the caller. */
 static void sse_stream_ended(struct sse_stream *s, CURLcode result, const char *why)
 {
-    char msg[1024], body[600];
+    char msg[1024], masked[1024], body[600];
     int64_t now = clock_mono_ms();
     int retriable = 1;
     int64_t delay = -1;
@@ -561,6 +574,10 @@ static void sse_stream_ended(struct sse_stream *s, CURLcode result, const char *
                  s->error_event ? " after event: error" : "");
     }
 
+    /* The body and libcurl's error text come from outside: the key must not
+     * reach a log through them either. */
+    sse_mask_text(s->api_key, msg, strlen(msg), masked, sizeof(masked));
+    memcpy(msg, masked, strlen(masked) + 1);
     if (!retriable) {
         s->phase = SSE_PH_STOPPED;
         if (s->cbs.on_state)
@@ -678,6 +695,18 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Behind an https_proxy, the proxy's "HTTP/1.1 200 Connection
+     * established" must not reach sse_header_cb as if it were the answer. */
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    /* HTTP/1.1 even where TLS would offer h2 (api-v3.mbta.com may): with one
+     * TCP connection per stream a pause pushes back through TCP with memory
+     * bounded by the socket buffers. libcurl pauses an h2 stream by closing
+     * its 32 MB flow-control window, so what the server already sent within
+     * it still piles up in libcurl, and unpausing h2 streams had stall bugs
+     * fixed only in 2025 (curl issue 16955). Separate connections also keep
+     * one stream's stall or reset from taking the others along. SSE gains
+     * nothing from h2: one long response per connection. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "mbta-stream/0.1 (libcurl)");
     if (s->verbose) {
         curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, sse_debug_cb);

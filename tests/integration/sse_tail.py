@@ -57,7 +57,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # helpers for scripts
     def start_sse(self, extra=None):
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        # What the MBTA (Phoenix) really sends: the media type with a charset.
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
@@ -254,6 +255,36 @@ def case_wrong_content_type_is_fatal():
     check(rc == 1 and "text/html" in err and "not text/event-stream" in err,
           "a 200 that is not text/event-stream stops with one clear line", rc, out, err)
     check(len(REQUESTS[path]) == 1, "no retry")
+
+    # A media type that only starts like text/event-stream is not it.
+    path = "/almost-sse"
+
+    def script2(h, n):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-streaming")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        h.chunk("data: x\n\n")
+        h.end_chunks()
+    SCRIPTS[path] = script2
+    rc, out, err = tail(path)
+    check(rc == 1 and out == "" and "not text/event-stream" in err,
+          "text/event-streaming is refused", rc, out, err)
+
+
+def case_key_echoed_in_error_body_masked():
+    # A server (or a proxy) that echoes the request in its error body must
+    # not make us print the key: the message is masked before it is logged.
+    path = "/echo"
+
+    def script(h, n):
+        h.status(400, '{"errors":[{"detail":"bad request GET %s x-api-key: %s"}]}'
+                 % (h.path, h.headers.get("x-api-key")))
+    SCRIPTS[path] = script
+    rc, out, err = tail(path, env={"MBTA_API_KEY": SECRET}, query="?api_key=" + SECRET)
+    check(rc == 1 and "HTTP 400" in err and "bad request GET" in err,
+          "the 400 and its body are logged", rc, out, err)
+    check(SECRET not in err and SECRET not in out, "the echoed key is masked", rc, out, err)
 
 
 def case_redirects():
