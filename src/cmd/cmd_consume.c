@@ -22,6 +22,7 @@
 #include "pg/pgconn.h"
 #include "pg/sink.h"
 #include "util/clock.h"
+#include "util/hist.h"
 #include "util/log.h"
 #include "util/opt.h"
 #include "util/sig.h"
@@ -31,8 +32,14 @@ struct app {
     struct pg_sink *sink;
     rd_kafka_message_t **batch;
     size_t n, cap;
+    struct sink_msg *ms; /* the batch as the sink sees it, reused */
+    int64_t *recv_us;    /* received-at header per message, 0 if none */
+    size_t mcap;
     struct pg_sink_stats st;
     uint64_t rnd;
+    /* received-at -> commit latency (µs) of every committed message: since
+     * the last stats line, and since the start */
+    struct hist lat_int, lat_all;
 };
 
 static void sleep_ms(int64_t ms)
@@ -54,19 +61,43 @@ static void batch_push(struct app *a, rd_kafka_message_t *m)
     a->batch[a->n++] = m;
 }
 
+/* A received-at header's nanoseconds; 0 when it is not a plain decimal (the
+ * sink makes such a message a dead letter). */
+static int64_t parse_ns(const char *s, size_t n)
+{
+    int64_t v = 0;
+    if (n == 0 || n > 19)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 /* One attempt to write the batch. SINK_OK empties it. */
 static int batch_write(struct app *a)
 {
     char err[1024];
     if (!a->n)
         return SINK_OK;
-    struct sink_msg *ms = calloc(a->n, sizeof(*ms));
-    if (!ms)
-        abort();
+    if (a->n > a->mcap) {
+        free(a->ms);
+        free(a->recv_us);
+        a->ms = malloc(a->n * sizeof(*a->ms));
+        a->recv_us = malloc(a->n * sizeof(*a->recv_us));
+        if (!a->ms || !a->recv_us)
+            abort();
+        a->mcap = a->n;
+    }
+    struct sink_msg *ms = a->ms;
     for (size_t i = 0; i < a->n; i++) {
         rd_kafka_message_t *m = a->batch[i];
         struct sink_msg *s = &ms[i];
         rd_kafka_headers_t *h = NULL;
+        s->nhdrs = 0;
+        a->recv_us[i] = 0;
         s->topic = rd_kafka_topic_name(m->rkt);
         s->partition = m->partition;
         s->offset = m->offset;
@@ -86,12 +117,19 @@ static int batch_write(struct app *a)
                 s->hdrs[s->nhdrs].value = val;
                 s->hdrs[s->nhdrs].len = size;
                 s->nhdrs++;
+                if (val && !strcmp(name, "received-at"))
+                    a->recv_us[i] = parse_ns(val, size) / 1000;
             }
         }
     }
     int rc = pg_sink_write(a->sink, ms, a->n, &a->st, err, sizeof(err));
-    free(ms);
     if (rc == SINK_OK) {
+        int64_t now_us = clock_realtime_ns() / 1000;
+        for (size_t i = 0; i < a->n; i++)
+            if (a->recv_us[i] > 0) {
+                hist_add(&a->lat_int, now_us - a->recv_us[i]);
+                hist_add(&a->lat_all, now_us - a->recv_us[i]);
+            }
         consumer_commit(a->kc, a->batch, a->n);
         for (size_t i = 0; i < a->n; i++)
             rd_kafka_message_destroy(a->batch[i]);
@@ -166,13 +204,19 @@ static void revoke_fn(void *opaque, const rd_kafka_topic_partition_list_t *parts
     }
 }
 
-static void stats(struct app *a, const char *when)
+/* The latency part: since the last stats line, or since the start in the
+ * final one. */
+static void stats(struct app *a, int final)
 {
+    char lat[128];
+    hist_format_us(final ? &a->lat_all : &a->lat_int, lat, sizeof(lat));
     log_info("%sstats: messages %" PRIu64 ", history rows %" PRIu64 ", current rows %" PRIu64
              ", swept %" PRIu64 ", batches %" PRIu64 ", dead letters %" PRIu64 ", skipped %" PRIu64
-             ", lag %" PRId64,
-             when, a->st.messages, a->st.history_rows, a->st.current_rows, a->st.swept,
-             a->st.batches, a->st.dead_letters, a->st.skipped, consumer_lag(a->kc));
+             ", lag %" PRId64 ", latency %s",
+             final ? "final " : "", a->st.messages, a->st.history_rows, a->st.current_rows,
+             a->st.swept, a->st.batches, a->st.dead_letters, a->st.skipped, consumer_lag(a->kc),
+             lat);
+    hist_init(&a->lat_int);
 }
 
 int cmd_consume(int argc, char **argv)
@@ -184,6 +228,8 @@ int cmd_consume(int argc, char **argv)
     struct strlist kv = {0};
     char err[1024];
     struct app a = {0};
+    hist_init(&a.lat_int);
+    hist_init(&a.lat_all);
     PGconn *conn = NULL;
     int rc = 2;
     const struct opt opts[] = {
@@ -202,7 +248,9 @@ int cmd_consume(int argc, char **argv)
         {"batch-size", 0, OPT_INT, NULL, "5000", 1, 1000000, "N",
          "messages per transaction at most", &batch_size, 0},
         {"batch-ms", 0, OPT_INT, NULL, "200", 1, 600000, "MS",
-         "commit a partial batch after this long", &batch_ms, 0},
+         "commit a batch after this long even while messages keep coming (a batch is"
+         " committed as soon as nothing more is ready)",
+         &batch_ms, 0},
         {"stats-interval", 0, OPT_INT, NULL, "10", 0, 86400, "SEC",
          "log a stats line this often (0: only at exit)", &stats_interval, 0},
         {"exit-at-eof", 0, OPT_BOOL, NULL, "false", 0, 0, NULL,
@@ -270,19 +318,24 @@ int cmd_consume(int argc, char **argv)
     }
     log_info("consuming %s as group %s into schema %s", topics, group, schema);
     int64_t batch_start = 0, last_stats = clock_mono_ms();
+    /* A batch takes whatever is ready (polls without waiting while it holds
+     * messages) and is written as soon as nothing more is ready, when full,
+     * or after --batch-ms. Under load the batches grow by themselves: what
+     * arrives while one commits is ready for the next. Partition-end events
+     * do not end a batch (a stale one would cut a batch short). */
     while (!sig_stop) {
-        rd_kafka_message_t *m = consumer_poll(a.kc, 50);
+        rd_kafka_message_t *m = consumer_poll(a.kc, a.n ? 0 : 50);
         if (m) {
             if (!a.n)
                 batch_start = clock_mono_ms();
             batch_push(&a, m);
         }
-        int eof = consumer_all_eof(a.kc);
-        if (a.n &&
-            ((long)a.n >= batch_size || clock_mono_ms() - batch_start >= batch_ms || (eof && !m)))
+        if (a.n && ((long)a.n >= batch_size || (!m && consumer_idle(a.kc)) ||
+                    clock_mono_ms() - batch_start >= batch_ms))
             batch_flush(&a, -1);
+        int eof = consumer_all_eof(a.kc);
         if (stats_interval && clock_mono_ms() - last_stats >= stats_interval * 1000) {
-            stats(&a, "");
+            stats(&a, 0);
             last_stats = clock_mono_ms();
         }
         if (exit_at_eof && eof && !a.n) {
@@ -297,12 +350,14 @@ int cmd_consume(int argc, char **argv)
     rc = 0;
 out:
     if (a.kc) {
-        stats(&a, "final ");
+        stats(&a, 1);
         consumer_destroy(a.kc);
     }
     for (size_t i = 0; i < a.n; i++)
         rd_kafka_message_destroy(a.batch[i]);
     free(a.batch);
+    free(a.ms);
+    free(a.recv_us);
     pg_sink_destroy(a.sink);
     PQfinish(conn);
     strlist_fini(&kv);

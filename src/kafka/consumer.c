@@ -24,6 +24,7 @@ struct consumer {
     struct apart *parts;
     size_t nparts;
     rd_kafka_resp_err_t last_err;
+    int idle; /* the last poll timed out */
 };
 
 static void parts_add(struct consumer *c, const char *topic, int32_t partition)
@@ -209,6 +210,7 @@ fail:
 rd_kafka_message_t *consumer_poll(struct consumer *c, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    c->idle = m == NULL;
     if (!m)
         return NULL;
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
@@ -234,6 +236,11 @@ rd_kafka_message_t *consumer_poll(struct consumer *c, int timeout_ms)
     if (p)
         p->eof = 0;
     return m;
+}
+
+int consumer_idle(const struct consumer *c)
+{
+    return c->idle;
 }
 
 int consumer_all_eof(const struct consumer *c)

@@ -53,6 +53,11 @@ struct consumer *consumer_new(const struct consumer_conf *conf, char *errstr, si
  */
 rd_kafka_message_t *consumer_poll(struct consumer *c, int timeout_ms);
 
+/* Whether the last consumer_poll() returned NULL because nothing was ready
+ * (its timeout ran out), rather than for a partition-end or error event:
+ * the caller's cue that a batch holds everything fetched so far. */
+int consumer_idle(const struct consumer *c);
+
 /* Whether at least one partition is assigned and every assigned one has
  * reached its end since the last message read from it. */
 int consumer_all_eof(const struct consumer *c);
