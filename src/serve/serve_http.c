@@ -36,6 +36,11 @@
 #define MAX_CATCHUP (7 * 86400)  /* steps a late connection may need */
 #define MAX_PREV    64
 
+/* What the MBTA's Phoenix server sends (put_resp_content_type adds the
+ * charset), so clients meet the media type with its parameter here too. */
+#define CT_SSE     "text/event-stream; charset=utf-8"
+#define CT_JSONAPI "application/vnd.api+json; charset=utf-8"
+
 struct serve {
     struct serve_conf conf;
     struct MHD_Daemon *d;
@@ -71,9 +76,9 @@ struct conn {
     const char *reason;
     int64_t stall_until, last_write, next_step, rate_base;
     long rate_base_diffs;
-    char errbody[512];
-    size_t roff;      /* replay: next record */
-    int64_t rbase_ms; /* replay: wall ms of the recording's ns 0 */
+    struct buf errbody; /* MODE_ERROR: the data of the `error` event */
+    size_t roff;        /* replay: next record */
+    int64_t rbase_ms;   /* replay: wall ms of the recording's ns 0 */
     int64_t rlast_ns;
 };
 
@@ -447,7 +452,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *dst, size_t max)
         }
         int64_t now = clock_mono_ms(), wait = 0;
         if (c->mode == MODE_ERROR) {
-            emit(c, "error", c->errbody, strlen(c->errbody), 0);
+            emit(c, "error", c->errbody.data ? c->errbody.data : "{}", c->errbody.len, 0);
             c->closing = 1;
             c->reason = "error event";
         } else if (c->mode == MODE_REPLAY) {
@@ -464,6 +469,18 @@ static ssize_t reader(void *cls, uint64_t pos, char *dst, size_t max)
     }
 }
 
+static void conn_destroy(struct conn *c)
+{
+    feed_destroy(c->feed);
+    sim_destroy(c->sim);
+    feed_batch_fini(&c->batch);
+    buf_fini(&c->out);
+    buf_fini(&c->tmp);
+    buf_fini(&c->errbody);
+    free(c);
+}
+
+/* libmicrohttpd's end of a streaming response: truth lines, log, free. */
 static void conn_free(void *cls)
 {
     struct conn *c = cls;
@@ -476,12 +493,7 @@ static void conn_free(void *cls)
     truth_end(srv, c->id, c->path, c->feed, c->reason ? c->reason : "client gone");
     log_info("conn %ld: %s: closed (%s) after %ld events", c->id, c->path,
              c->reason ? c->reason : "client gone", c->events);
-    feed_destroy(c->feed);
-    sim_destroy(c->sim);
-    feed_batch_fini(&c->batch);
-    buf_fini(&c->out);
-    buf_fini(&c->tmp);
-    free(c);
+    conn_destroy(c);
 }
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -508,35 +520,54 @@ static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
+/* rate_limited: the headers of the MBTA's 429 (x-ratelimit-*, the reset in
+ * epoch seconds) plus a Retry-After of one second. */
 static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const char *ctype,
-                               const char *body, const char *retry_after)
+                               const char *body, int rate_limited)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
                                                              MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", ctype);
-    if (retry_after)
-        MHD_add_response_header(r, "Retry-After", retry_after);
+    if (rate_limited) {
+        char reset[32];
+        snprintf(reset, sizeof(reset), "%lld", (long long)(clock_realtime_ns() / 1000000000 + 1));
+        MHD_add_response_header(r, "Retry-After", "1");
+        MHD_add_response_header(r, "x-ratelimit-limit", "1000");
+        MHD_add_response_header(r, "x-ratelimit-remaining", "0");
+        MHD_add_response_header(r, "x-ratelimit-reset", reset);
+    }
     enum MHD_Result ret = MHD_queue_response(mc, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
+/* Appends {"errors":[...]} with the detail escaped (it may quote the
+ * client's own parameter names). */
+static void error_doc(struct buf *b, unsigned status, const char *code, const char *detail)
+{
+    buf_printf(b, "{\"errors\":[{\"status\":\"%u\",\"code\":\"%s\",\"detail\":", status, code);
+    json_escape(b, detail, strlen(detail));
+    buf_printf(b, "}]");
+}
+
 static enum MHD_Result respond_error(struct serve *srv, long id, const char *path,
                                      struct MHD_Connection *mc, unsigned status, const char *code,
-                                     const char *detail, const char *retry_after)
+                                     const char *detail, int rate_limited)
 {
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"errors\":[{\"status\":\"%u\",\"code\":\"%s\",\"detail\":\"%s\"}],"
-             "\"jsonapi\":{\"version\":\"1.0\"}}",
-             status, code, detail);
+    struct buf body;
+    buf_init(&body, 4096);
+    error_doc(&body, status, code, detail);
+    buf_printf(&body, ",\"jsonapi\":{\"version\":\"1.0\"}}");
     char reason[64];
     snprintf(reason, sizeof(reason), "status %u", status);
     truth_end(srv, id, path, NULL, reason);
     log_info("conn %ld: %s: %u %s", id, path, status, code);
-    return respond(mc, status, "application/vnd.api+json", body, retry_after);
+    enum MHD_Result ret =
+        respond(mc, status, CT_JSONAPI, body.data ? body.data : "{}", rate_limited);
+    buf_fini(&body);
+    return ret;
 }
 
 /* A world at the shared clock's current instant. */
@@ -566,6 +597,39 @@ static struct sim *world_now(struct serve *srv, struct conn *c)
     return s;
 }
 
+/* GET /<type>s/<id> as JSON:API: {"data":{...}} from the world now, or 404. */
+static enum MHD_Result respond_single(struct serve *srv, long id, const char *path,
+                                      struct MHD_Connection *mc, int type, const char *ent_id)
+{
+    struct sim *s = world_now(srv, NULL);
+    struct buf doc;
+    enum MHD_Result ret;
+    int found = 0;
+
+    buf_init(&doc, (size_t)1 << 20);
+    if (!s) {
+        ret = respond_error(srv, id, path, mc, 500, "internal_error", "out of memory", 0);
+        goto out;
+    }
+    buf_printf(&doc, "{\"data\":");
+    for (size_t i = 0; i < sim_count(s) && !found; i++) {
+        const struct sim_ent *e = sim_ent(s, i);
+        if (e->alive && (int)e->type == type && !strcmp(e->id, ent_id))
+            found = sim_render(s, i, &doc) == 0;
+    }
+    if (!found) {
+        ret = respond_error(srv, id, path, mc, 404, "not_found", "no such resource", 0);
+        goto out;
+    }
+    buf_printf(&doc, ",\"jsonapi\":{\"version\":\"1.0\"}}");
+    truth_end(srv, id, path, NULL, "json:api");
+    ret = respond(mc, 200, CT_JSONAPI, doc.data, 0);
+out:
+    buf_fini(&doc);
+    sim_destroy(s);
+    return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **req)
@@ -586,7 +650,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
     struct feed_query q;
     char path[1024];
     snprintf(path, sizeof(path), "%s", url);
-    int type = url[0] == '/' ? sim_type_parse(url + 1, 1) : -1;
+    int type = -1;
+    const char *single = NULL; /* the ID of /vehicles/ID */
+    if (url[0] == '/') {
+        const char *slash = strchr(url + 1, '/');
+        char seg[32];
+        if (!slash) {
+            type = sim_type_parse(url + 1, 1);
+        } else if (slash[1] && !strchr(slash + 1, '/') && (size_t)(slash - url - 1) < sizeof(seg)) {
+            memcpy(seg, url + 1, (size_t)(slash - url - 1));
+            seg[slash - url - 1] = '\0';
+            type = sim_type_parse(seg, 1);
+            single = slash + 1;
+        }
+    }
     feed_query_init(&q, type < 0 ? SIM_VEHICLE : type);
     struct args_ctx a = {&q, path, sizeof(path), 0, 0, ""};
     MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, arg_iter, &a);
@@ -594,12 +671,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
     struct conn *c = NULL;
     enum MHD_Result ret;
     if (strcmp(method, "GET") != 0) {
-        ret = respond_error(srv, id, path, mc, 405, "method_not_allowed", "GET only", NULL);
+        ret = respond_error(srv, id, path, mc, 405, "method_not_allowed", "GET only", 0);
         goto out;
     }
     if (cf->fault_status && id <= cf->fault_count) {
         ret = respond_error(srv, id, path, mc, (unsigned)cf->fault_status, "fault",
-                            "injected by --fault-status", cf->fault_status == 429 ? "1" : NULL);
+                            "injected by --fault-status", cf->fault_status == 429);
         goto out;
     }
     if (cf->api_key) {
@@ -608,20 +685,30 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
             k = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "x-api-key");
         if (!k) {
             ret = respond_error(srv, id, path, mc, 406, "not_acceptable",
-                                "streaming requires an API key", NULL);
+                                "streaming requires an API key", 0);
             goto out;
         }
         if (strcmp(k, cf->api_key) != 0) {
-            ret = respond_error(srv, id, path, mc, 403, "forbidden", "invalid API key", NULL);
+            ret = respond_error(srv, id, path, mc, 403, "forbidden", "invalid API key", 0);
             goto out;
         }
     }
     if (type < 0) {
-        ret = respond_error(srv, id, path, mc, 404, "not_found", "unknown resource", NULL);
+        ret = respond_error(srv, id, path, mc, 404, "not_found", "unknown resource", 0);
         goto out;
     }
     const char *accept = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Accept");
     int sse = accept && strstr(accept, "text/event-stream");
+    if (single && sse) {
+        /* Production streams index endpoints only. */
+        ret = respond_error(srv, id, path, mc, 406, "not_acceptable",
+                            "a single resource is not streamable", 0);
+        goto out;
+    }
+    if (single) {
+        ret = respond_single(srv, id, path, mc, type, single);
+        goto out;
+    }
     int needs_filter = type == SIM_PREDICTION || type == SIM_SCHEDULE || type == SIM_TRIP;
     const char *err = a.bad ? a.err
                       : needs_filter && !feed_query_filtered(&q)
@@ -629,7 +716,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
                           : NULL;
     if (!sse && !cf->replay_path) {
         if (err) {
-            ret = respond_error(srv, id, path, mc, 400, "bad_request", err, NULL);
+            ret = respond_error(srv, id, path, mc, 400, "bad_request", err, 0);
             goto out;
         }
         struct sim *s = world_now(srv, NULL);
@@ -637,10 +724,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
         struct buf doc;
         buf_init(&doc, (size_t)64 << 20);
         if (!f || feed_document(f, &doc)) {
-            ret = respond_error(srv, id, path, mc, 500, "internal_error", "out of memory", NULL);
+            ret = respond_error(srv, id, path, mc, 500, "internal_error", "out of memory", 0);
         } else {
             truth_end(srv, id, path, NULL, "json:api");
-            ret = respond(mc, 200, "application/vnd.api+json", doc.data, NULL);
+            ret = respond(mc, 200, CT_JSONAPI, doc.data, 0);
         }
         buf_fini(&doc);
         feed_destroy(f);
@@ -660,6 +747,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
     feed_batch_init(&c->batch);
     buf_init(&c->out, cf->fault_oversize_bytes + ((size_t)256 << 20));
     buf_init(&c->tmp, cf->fault_oversize_bytes * 2 + ((size_t)512 << 20));
+    buf_init(&c->errbody, 4096);
     c->last_write = clock_mono_ms();
     if (cf->replay_path) {
         c->mode = MODE_REPLAY;
@@ -667,9 +755,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
         c->rbase_ms = clock_mono_ms();
     } else if (err) {
         c->mode = MODE_ERROR;
-        snprintf(c->errbody, sizeof(c->errbody),
-                 "{\"errors\":[{\"status\":\"400\",\"code\":\"bad_request\",\"detail\":\"%s\"}]}",
-                 err);
+        error_doc(&c->errbody, 400, "bad_request", err);
+        buf_putc(&c->errbody, '}');
     } else {
         c->mode = MODE_STREAM;
         c->sim = world_now(srv, c);
@@ -702,7 +789,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
         ret = MHD_NO;
         goto out;
     }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Content-Type", CT_SSE);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     log_info("conn %ld: %s: streaming", id, path);
     c = NULL; /* the response owns it now (conn_free) */
@@ -711,12 +798,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
 out:
     if (c) {
         truth_end(srv, c->id, c->path, NULL, "setup failed");
-        feed_destroy(c->feed);
-        sim_destroy(c->sim);
-        feed_batch_fini(&c->batch);
-        buf_fini(&c->out);
-        buf_fini(&c->tmp);
-        free(c);
+        conn_destroy(c);
     }
     feed_query_fini(&q);
     return ret;

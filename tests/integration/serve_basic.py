@@ -141,7 +141,7 @@ def test_framing_truth_determinism():
         rc = s.stop()
         bodies.append(body)
         truths.append(s.lines())
-        result("serve_status_and_headers_%d" % run, st == 200 and h.get("Content-Type") == "text/event-stream", "%s %s" % (st, h))
+        result("serve_status_and_headers_%d" % run, st == 200 and h.get("Content-Type") == "text/event-stream; charset=utf-8", "%s %s" % (st, h))
         result("serve_sigterm_exit0_%d" % run, rc == 0, "exit %s" % rc)
         result("serve_truth_state_on_client_close_%d" % run, ok, "no close line for conn 1")
     body = bodies[0]
@@ -209,6 +209,24 @@ def test_include_and_filters():
            "errors" in json.loads(ev[0][1]), repr(body[:200]))
     st, _, _ = get_raw(s.port, "/nonsense", timeout=5)
     result("serve_unknown_path_404", st == 404, "status %s" % st)
+    # a single resource: not streamable (406), but served as JSON:API
+    vid = next(r["id"] for r in reset if r["type"] == "vehicle")
+    st, _, body = get_raw(s.port, "/vehicles/" + vid, timeout=5)
+    result("serve_single_resource_stream_406", st == 406 and b"errors" in body, "status %s" % st)
+    st, _, body = get_raw(s.port, "/vehicles/" + vid, accept="application/vnd.api+json", timeout=5)
+    one = json.loads(body) if st == 200 else {}
+    result("serve_single_resource_jsonapi", st == 200 and one["data"]["id"] == vid and
+           one["data"]["type"] == "vehicle", "status %s %r" % (st, body[:200]))
+    st, _, _ = get_raw(s.port, "/vehicles/no-such-id", accept="application/vnd.api+json", timeout=5)
+    result("serve_single_resource_unknown_404", st == 404, "status %s" % st)
+    # an error detail quoting the client's parameter stays valid JSON
+    st, _, body = get_raw(s.port, "/vehicles?filter%5Bfo%22o%5D=1", timeout=5)
+    try:
+        ev = parse_events(body)
+        detail = json.loads(ev[0][1])["errors"][0]["detail"]
+    except (ValueError, IndexError, KeyError) as e:
+        ev, detail = [], "%s: %r" % (e, body[:200])
+    result("serve_error_detail_escaped", ev and ev[0][0] == "error" and 'fo"o' in detail, detail)
     s.stop()
 
 
@@ -286,7 +304,9 @@ def test_faults():
         s.stop()
         ok = st1 == code and st2 == code and st3 == 200 and b"errors" in b1
         if code == 429:
-            ok = ok and h1.get("Retry-After") == "1"
+            reset = int(h1.get("x-ratelimit-reset", "0"))
+            ok = ok and h1.get("Retry-After") == "1" and h1.get("x-ratelimit-remaining") == "0" \
+                and h1.get("x-ratelimit-limit") == "1000" and 0 < reset - time.time() <= 2
         result("serve_fault_status_%d" % code, ok, "statuses %s %s %s" % (st1, st2, st3))
     # stall: after the reset nothing for SEC seconds
     s = Serve("--clock", CLOCK, "--speed", "50", "--fault-stall", "1.5", "--keepalive", "0.2", truth=False)
