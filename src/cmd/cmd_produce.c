@@ -228,13 +228,20 @@ static long key_part(const char *data, const struct jscan_str *m, char *out, siz
 }
 
 /* Builds "type:id" from a resource object; 0, or -1 with reason. */
-static int resource_key(struct app *a, const char *data, size_t len, char *key, size_t *klen,
-                        char *reason, size_t rsz)
+static int resource_key(struct app *a, const char *data, size_t len, int validated, char *key,
+                        size_t *klen, char *reason, size_t rsz)
 {
     static const char *const keys[] = {"type", "id"};
     struct jscan_str m[2];
     char err[160];
-    if (jscan_object(data, len, a->max_depth, keys, 2, m, err, sizeof(err)) < 0) {
+    if (validated) {
+        /* A reset item: jscan_array validated it already; look only. Items
+         * are sliced without whitespace, hence offset 0. */
+        if (jscan_members(data, len, keys, 2, m) < 0) {
+            snprintf(reason, rsz, "offset 0: expected an object");
+            return -1;
+        }
+    } else if (jscan_object(data, len, a->max_depth, keys, 2, m, err, sizeof(err)) < 0) {
         snprintf(reason, rsz, "%s", err);
         return -1;
     }
@@ -354,7 +361,7 @@ static int job_run(struct pstream *s, struct job *j)
     if (j->kind != EV_RESET) {
         if (j->next)
             return PRODUCER_OK;
-        if (resource_key(s->app, j->data, j->len, key, &klen, reason, sizeof(reason)) < 0) {
+        if (resource_key(s->app, j->data, j->len, 0, key, &klen, reason, sizeof(reason)) < 0) {
             rc = send_dead_letter(s, j, ev_names[j->kind], reason, j->data, j->len);
             if (rc != PRODUCER_OK)
                 return rc;
@@ -374,7 +381,7 @@ static int job_run(struct pstream *s, struct job *j)
     while (j->next < j->nspans) {
         const struct jscan_span *sp = &j->spans[j->next];
         const char *item = j->data + sp->off;
-        if (resource_key(s->app, item, sp->len, key, &klen, reason, sizeof(reason)) < 0) {
+        if (resource_key(s->app, item, sp->len, 1, key, &klen, reason, sizeof(reason)) < 0) {
             char r2[300];
             snprintf(r2, sizeof(r2), "reset item %zu: %s", j->next, reason);
             rc = send_dead_letter(s, j, "reset", r2, item, sp->len);

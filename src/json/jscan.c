@@ -562,6 +562,120 @@ int jscan_object(const char *buf, size_t n, int max_depth, const char *const *ke
     }
 }
 
+/* Past the value at pos in text known to be valid: strings skipped by their
+ * quotes, containers by counting brackets; nothing checked. Bounded by n. */
+static size_t tr_skip_value(const unsigned char *p, size_t pos, size_t n)
+{
+    size_t depth = 0;
+    while (pos < n) {
+        unsigned char c = p[pos];
+        if (c == '"') {
+            pos++;
+            while (pos < n && p[pos] != '"')
+                pos += p[pos] == '\\' ? 2 : 1;
+            pos++;
+            if (pos > n)
+                return n;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            pos++;
+            continue;
+        } else if (c == '}' || c == ']') {
+            if (!depth)
+                return pos; /* a scalar ended at its container's end */
+            depth--;
+            pos++;
+        } else if (c == ',' && !depth) {
+            return pos;
+        } else {
+            pos++;
+            continue;
+        }
+        if (!depth)
+            return pos;
+    }
+    return n;
+}
+
+/* A string's content at pos (the opening quote) in trusted text. */
+static size_t tr_string(const unsigned char *p, size_t pos, size_t n, struct jscan_span *raw,
+                        int *escaped)
+{
+    size_t q = pos + 1;
+    int esc = 0;
+    while (q < n && p[q] != '"') {
+        if (p[q] == '\\') {
+            esc = 1;
+            q++;
+        }
+        q++;
+    }
+    if (q > n)
+        q = n;
+    raw->off = pos + 1;
+    raw->len = q - pos - 1;
+    *escaped = esc;
+    return q + 1;
+}
+
+static int tr_kind(unsigned char c)
+{
+    switch (c) {
+    case '{':
+        return JSCAN_OBJECT;
+    case '[':
+        return JSCAN_ARRAY;
+    case '"':
+        return JSCAN_STRING;
+    case 't':
+        return JSCAN_TRUE;
+    case 'f':
+        return JSCAN_FALSE;
+    case 'n':
+        return JSCAN_NULL;
+    default:
+        return JSCAN_NUMBER;
+    }
+}
+
+int jscan_members(const char *buf, size_t n, const char *const *keys, size_t nkeys,
+                  struct jscan_str *out)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    for (size_t i = 0; i < nkeys; i++)
+        memset(&out[i], 0, sizeof(out[i]));
+    size_t pos = sc_skip_ws(p, 0, n);
+    if (pos >= n || p[pos] != '{')
+        return -1;
+    pos = sc_skip_ws(p, pos + 1, n);
+    while (pos < n && p[pos] == '"') {
+        struct jscan_span name;
+        int name_esc;
+        pos = tr_string(p, pos, n, &name, &name_esc);
+        pos = sc_skip_ws(p, pos, n);
+        if (pos < n && p[pos] == ':')
+            pos = sc_skip_ws(p, pos + 1, n);
+        if (pos >= n)
+            break;
+        struct jscan_str val = {0};
+        val.kind = tr_kind(p[pos]);
+        if (p[pos] == '"') {
+            pos = tr_string(p, pos, n, &val.raw, &val.escaped);
+            val.found = 1;
+        } else {
+            pos = tr_skip_value(p, pos, n);
+        }
+        for (size_t i = 0; i < nkeys; i++)
+            if (name_equals(buf, &name, name_esc, keys[i]))
+                out[i] = val;
+        pos = sc_skip_ws(p, pos, n);
+        if (pos >= n || p[pos] != ',')
+            break;
+        pos = sc_skip_ws(p, pos + 1, n);
+    }
+    return 0;
+}
+
 static size_t put_utf8(char *o, uint32_t cp)
 {
     if (cp < 0x80) {

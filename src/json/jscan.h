@@ -69,6 +69,16 @@ int jscan_object(const char *buf, size_t n, int max_depth, const char *const *ke
                  struct jscan_str *out, char *errstr, size_t errsz);
 
 /*
+ * jscan_object's lookup without the validation, for text already validated
+ * (e.g. the items jscan_array sliced out of a reset): the same out[] on a
+ * valid object at about twice the speed. On text that is not valid JSON the
+ * result is unspecified but memory-safe (every read stays in buf[0..n)).
+ * Returns 0, or -1 when the text does not start as an object.
+ */
+int jscan_members(const char *buf, size_t n, const char *const *keys, size_t nkeys,
+                  struct jscan_str *out);
+
+/*
  * Decodes the raw content of a string that jscan validated (escapes to
  * UTF-8) into out[0..outsz), NUL-terminated. Returns the decoded length, or
  * -1 when it does not fit (or the input is not valid string content).

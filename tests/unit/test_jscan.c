@@ -192,6 +192,14 @@ static void test_object(void)
             T_ASSERT(l >= 0);
             T_EQ_STR(dec, want[k]);
         }
+        /* The trusted lookup gives the same answer on what validated. */
+        struct jscan_str tr[2];
+        T_ASSERTF(jscan_members(in, strlen(in), keys, 2, tr) == 0, "case %zu: members", i);
+        for (int k = 0; k < 2; k++)
+            T_ASSERTF(tr[k].found == out[k].found && tr[k].kind == out[k].kind &&
+                          tr[k].escaped == out[k].escaped && tr[k].raw.off == out[k].raw.off &&
+                          tr[k].raw.len == out[k].raw.len,
+                      "case %zu key %s: members differs from object", i, keys[k]);
     }
 }
 
