@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_args.h"
 #include "serve/recfile.h"
 #include "sse/sse_stream.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/opt.h"
@@ -69,99 +71,71 @@ static void rec_on_event(void *opaque, struct sse_stream *s, const struct sse_ev
     (void)received_ns;
 }
 
-/* The URL for the file's comment line, without an api_key query value. */
-static void url_masked(const char *url, char *out, size_t n)
-{
-    snprintf(out, n, "%s", url);
-    char *k = strstr(out, "api_key=");
-    if (k) {
-        char *end = strchr(k, '&');
-        char rest[1024];
-        snprintf(rest, sizeof(rest), "%s", end ? end : "");
-        snprintf(k, n - (size_t)(k - out), "api_key=***%s", rest);
-    }
-}
-
 int cmd_record(int argc, char **argv)
 {
     struct strlist positional = {0};
-    char *out_path = NULL, *api_key = NULL, *log_level = NULL;
+    struct cmd_args_stream sa;
+    char *out_path = NULL, *log_level = NULL, *masked = NULL;
     double duration = 0;
-    long long max_bytes = 0;
-    long max_bytes_l = 0, idle_timeout = 0;
+    long max_bytes = 0;
+    memset(&sa, 0, sizeof(sa));
     const struct opt opts[] = {
         {"out", 'o', OPT_STR, NULL, NULL, 0, 0, "FILE", "the recording to write (required)",
          &out_path, 0},
-        {"api-key", 0, OPT_STR, "MBTA_API_KEY", NULL, 0, 0, "KEY", "sent as x-api-key", &api_key,
-         OPT_F_SECRET},
         {"duration", 0, OPT_DBL, NULL, "0", 0, 1e9, "SEC", "stop after SEC seconds (0: never)",
          &duration, 0},
         {"max-bytes", 0, OPT_INT, NULL, "0", 0, 1e15, "N", "stop after N body bytes (0: never)",
-         &max_bytes_l, 0},
-        {"idle-timeout", 0, OPT_INT, NULL, "75000", 1, 86400000, "MS",
-         "no byte for this long: reconnect", &idle_timeout, 0},
+         &max_bytes, 0},
+        CMD_ARGS_STREAM_OPTS(&sa),
         {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
          "error, warn, info or debug", &log_level, 0},
         {NULL, 0, OPT_STR, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
-    char errstr[512], masked[1024];
     struct sse_client *c = NULL;
+    struct sse_stream_conf conf;
+    struct buf comment;
     struct rec r;
-    int rc = 2;
+    int rc;
     memset(&r, 0, sizeof(r));
-    int p = opt_parse(opts, "record", "[options] URL --out FILE", argc, argv, &positional, errstr,
-                      sizeof(errstr));
-    if (p == 1) {
-        rc = 0;
+    buf_init(&comment, 64 * 1024);
+    rc = cmd_args_parse(opts, "record", "[options] URL --out FILE", argc, argv, &positional,
+                        &log_level);
+    if (rc >= 0)
         goto out;
-    }
-    if (p < 0) {
-        fprintf(stderr, "mbta-stream record: %s\n", errstr);
-        goto out;
-    }
+    rc = 2;
     if (positional.n != 1 || !out_path) {
         fprintf(stderr, "mbta-stream record: expected one URL and --out FILE (see --help)\n");
         goto out;
     }
-    int lvl = log_level_parse(log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "mbta-stream record: log-level: \"%s\" is not a level\n", log_level);
-        goto out;
-    }
-    log_init("record", lvl);
-    max_bytes = max_bytes_l;
     r.max_bytes = max_bytes;
-    if (!(r.fp = fopen(out_path, "wb"))) {
-        fprintf(stderr, "mbta-stream record: %s: %s\n", out_path, strerror(errno));
-        goto out;
-    }
-    url_masked(positional.v[0], masked, sizeof(masked));
-    char comment[1100];
-    snprintf(comment, sizeof(comment), "url %s", masked);
-    r.t0 = clock_realtime_ns();
-    if (recfile_write_header(r.fp, comment)) {
-        fprintf(stderr, "mbta-stream record: %s: %s\n", out_path, strerror(errno));
+    if (cmd_args_stream_conf(&sa, positional.v[0], &conf) < 0 ||
+        !(masked = sse_stream_mask_url(positional.v[0]))) {
+        log_error("out of memory");
         rc = 1;
         goto out;
     }
-    struct sse_stream_conf conf = {
-        .name = "record",
-        .url = positional.v[0],
-        .api_key = api_key,
-        .idle_timeout_ms = idle_timeout,
-    };
+    conf.name = "record";
+    /* The URL is checked before the file is created; no callback fires
+     * before sse_client_run. */
     struct sse_stream_cbs cbs = {
         .on_event = rec_on_event,
         .on_state = rec_on_state,
         .on_raw = rec_on_raw,
     };
-    if (!(c = sse_client_new(errstr, sizeof(errstr)))) {
-        log_error("%s", errstr);
-        rc = 1;
+    if (!(c = cmd_args_stream_open("record", &conf, &cbs, &r, &rc)))
+        goto out;
+    rc = 2;
+    if (!(r.fp = fopen(out_path, "wb"))) {
+        fprintf(stderr, "mbta-stream record: %s: %s\n", out_path, strerror(errno));
         goto out;
     }
-    if (!sse_client_add(c, &conf, &cbs, &r, errstr, sizeof(errstr))) {
-        fprintf(stderr, "mbta-stream record: %s\n", errstr);
+    /* A URL too long for the comment cap is cut, not written half-masked. */
+    if (buf_printf(&comment, "url %s", masked) != BUF_OK)
+        buf_printf(&comment, "url (too long to note)");
+    r.t0 = clock_realtime_ns();
+    if (recfile_write_header(r.fp, comment.data)) {
+        fprintf(stderr, "mbta-stream record: %s: %s\n", out_path, strerror(errno));
+        rc = 1;
         goto out;
     }
     sig_install();
@@ -192,7 +166,10 @@ out:
         log_error("%s: %s", out_path, strerror(errno));
         rc = 1;
     }
+    free(masked);
+    buf_fini(&comment);
     strlist_fini(&positional);
+    cmd_args_stream_fini(&sa);
     opt_free(opts);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_args.h"
 #include "serve/serve_http.h"
 #include "serve/sim.h"
 #include "util/clock.h"
@@ -71,22 +72,10 @@ int cmd_serve(int argc, char **argv)
     };
     char errstr[512];
     struct serve *srv = NULL;
-    int rc = 2;
-    int r = opt_parse(opts, "serve", "[options]", argc, argv, NULL, errstr, sizeof(errstr));
-    if (r == 1) {
-        rc = 0;
+    int rc = cmd_args_parse(opts, "serve", "[options]", argc, argv, NULL, &log_level);
+    if (rc >= 0)
         goto out;
-    }
-    if (r < 0) {
-        fprintf(stderr, "mbta-stream serve: %s\n", errstr);
-        goto out;
-    }
-    int lvl = log_level_parse(log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "mbta-stream serve: log-level: \"%s\" is not a level\n", log_level);
-        goto out;
-    }
-    log_init("serve", lvl);
+    rc = 2;
     struct serve_conf conf = {
         .port = (int)port,
         .seed = (uint64_t)seed,

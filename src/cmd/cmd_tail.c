@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_args.h"
 #include "sse/sse_stream.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -178,107 +179,51 @@ static void tail_on_parse_error(void *opaque, struct sse_stream *s, const char *
 
 int cmd_tail(int argc, char **argv)
 {
-    struct strlist headers = {0}, positional = {0};
-    char *api_key = NULL, *log_level = NULL;
-    long idle_timeout = 0, connect_timeout = 0, backoff_base = 0, backoff_cap = 0, healthy = 0;
-    long retry_after_cap = 0, max_line = 0, max_event = 0, count = 0;
-    int raw = 0, verbose = 0;
+    struct strlist positional = {0};
+    struct cmd_args_stream sa;
+    char *log_level = NULL;
+    long count = 0;
+    int raw = 0;
+    memset(&sa, 0, sizeof(sa));
     const struct opt opts[] = {
-        {"header", 'H', OPT_LIST, NULL, NULL, 0, 0, "'NAME: VALUE'",
-         "add a request header (repeatable)", &headers, 0},
+        CMD_ARGS_STREAM_OPTS(&sa),
         {"raw", 0, OPT_BOOL, NULL, NULL, 0, 0, NULL, "print the body bytes as received", &raw, 0},
-        {"api-key", 0, OPT_STR, "MBTA_API_KEY", NULL, 0, 0, "KEY", "sent as x-api-key", &api_key,
-         OPT_F_SECRET},
         {"count", 0, OPT_INT, NULL, "0", 0, 1e12, "N", "exit 0 after N events (0: never)", &count,
          0},
-        {"idle-timeout", 0, OPT_INT, NULL, "75000", 1, 86400000, "MS",
-         "no byte for this long: reconnect", &idle_timeout, 0},
-        {"connect-timeout", 0, OPT_INT, NULL, "10000", 1, 600000, "MS", "TCP+TLS connect timeout",
-         &connect_timeout, 0},
-        {"backoff-base", 0, OPT_INT, NULL, "500", 1, 3600000, "MS",
-         "first reconnect waits up to this (full jitter)", &backoff_base, 0},
-        {"backoff-cap", 0, OPT_INT, NULL, "30000", 1, 3600000, "MS", "longest reconnect backoff",
-         &backoff_cap, 0},
-        {"healthy", 0, OPT_INT, NULL, "60000", 1, 86400000, "MS",
-         "connected this long resets the backoff", &healthy, 0},
-        {"retry-after-cap", 0, OPT_INT, NULL, "300000", 1, 86400000, "MS",
-         "longest wait a 429 may ask for", &retry_after_cap, 0},
-        {"max-line", 0, OPT_INT, NULL, "16777216", 16, 1e10, "BYTES", "longest SSE line", &max_line,
-         0},
-        {"max-event", 0, OPT_INT, NULL, "67108864", 16, 1e10, "BYTES",
-         "largest event data (bigger ones are skipped)", &max_event, 0},
-        {"verbose", 'v', OPT_BOOL, NULL, NULL, 0, 0, NULL,
-         "libcurl verbose output on stderr (API key masked)", &verbose, 0},
         {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
          "error, warn, info or debug", &log_level, 0},
         {NULL, 0, OPT_STR, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
-    char errstr[512];
     struct sse_client *c = NULL;
-    const char **hdrv = NULL;
+    struct sse_stream_conf conf;
     struct tail t;
-    int rc = 2;
+    int rc;
 
     memset(&t, 0, sizeof(t));
     buf_init(&t.line, (size_t)128 << 20);
-    int r =
-        opt_parse(opts, "tail", "[options] URL", argc, argv, &positional, errstr, sizeof(errstr));
-    if (r == 1) {
-        rc = 0;
+    rc = cmd_args_parse(opts, "tail", "[options] URL", argc, argv, &positional, &log_level);
+    if (rc >= 0)
         goto out;
-    }
-    if (r < 0) {
-        fprintf(stderr, "mbta-stream tail: %s\n", errstr);
-        goto out;
-    }
+    rc = 2;
     if (positional.n != 1) {
         fprintf(stderr, "mbta-stream tail: expected one URL (see --help)\n");
         goto out;
     }
-    int lvl = log_level_parse(log_level);
-    if (lvl < 0) {
-        fprintf(stderr, "mbta-stream tail: log-level: \"%s\" is not a level\n", log_level);
-        goto out;
-    }
-    log_init("tail", lvl);
     t.raw = raw;
     t.count = count;
-
-    hdrv = calloc(headers.n + 1, sizeof(*hdrv)); /* NULL-terminated for sse_stream_conf */
-    if (!hdrv)
-        abort();
-    for (size_t i = 0; i < headers.n; i++)
-        hdrv[i] = headers.v[i];
-    struct sse_stream_conf conf = {
-        .name = NULL,
-        .url = positional.v[0],
-        .api_key = api_key,
-        .headers = hdrv,
-        .idle_timeout_ms = idle_timeout,
-        .connect_timeout_ms = connect_timeout,
-        .backoff_base_ms = backoff_base,
-        .backoff_cap_ms = backoff_cap,
-        .healthy_ms = healthy,
-        .max_line = (size_t)max_line,
-        .max_event = (size_t)max_event,
-        .verbose = verbose,
-        .retry_after_cap_ms = retry_after_cap,
-    };
+    if (cmd_args_stream_conf(&sa, positional.v[0], &conf) < 0) {
+        log_error("out of memory");
+        rc = 1;
+        goto out;
+    }
     struct sse_stream_cbs cbs = {
         .on_event = tail_on_event,
         .on_state = tail_on_state,
         .on_parse_error = tail_on_parse_error,
         .on_raw = tail_on_raw,
     };
-    if (!(c = sse_client_new(errstr, sizeof(errstr)))) {
-        log_error("%s", errstr);
-        rc = 1;
+    if (!(c = cmd_args_stream_open("tail", &conf, &cbs, &t, &rc)))
         goto out;
-    }
-    if (!sse_client_add(c, &conf, &cbs, &t, errstr, sizeof(errstr))) {
-        fprintf(stderr, "mbta-stream tail: %s\n", errstr);
-        goto out;
-    }
     sig_install();
     rc = 0;
     while (!sig_stop) {
@@ -305,7 +250,7 @@ out:
     fflush(stdout);
     buf_fini(&t.line);
     strlist_fini(&positional);
-    free(hdrv);
+    cmd_args_stream_fini(&sa);
     opt_free(opts); /* and the header list */
     return rc;
 }

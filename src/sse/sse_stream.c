@@ -167,8 +167,7 @@ void sse_client_destroy(struct sse_client *c)
 
 /* ---- masking ---- */
 
-/* A copy of url with the value of any api_key= query parameter masked. */
-static char *sse_mask_url(const char *url)
+char *sse_stream_mask_url(const char *url)
 {
     size_t n = strlen(url);
     char *out = malloc(n + 4);
@@ -624,7 +623,7 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
     if (!u || curl_url_set(u, CURLUPART_URL, conf->url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))) {
-        char *m = sse_mask_url(conf->url);
+        char *m = sse_stream_mask_url(conf->url);
         snprintf(errstr, errsz, "bad URL \"%s\" (http or https expected)", m ? m : "");
         free(m);
         goto fail;
@@ -635,7 +634,7 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
     s->c = c;
     s->name = strdup(conf->name ? conf->name : conf->url);
     s->url = strdup(conf->url);
-    s->url_masked = sse_mask_url(conf->url);
+    s->url_masked = sse_stream_mask_url(conf->url);
     s->api_key = conf->api_key && *conf->api_key ? strdup(conf->api_key) : NULL;
     if (!s->name || !s->url || !s->url_masked || (conf->api_key && *conf->api_key && !s->api_key))
         goto nomem;

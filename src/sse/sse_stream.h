@@ -93,4 +93,9 @@ int sse_stream_paused(const struct sse_stream *s);
 const char *sse_stream_name(const struct sse_stream *s);
 void sse_stream_stats(const struct sse_stream *s, struct sse_stream_stats *out);
 
+/* A copy of url with the value of every api_key= query parameter replaced
+ * by "***" (any case), for logs and files. Caller frees with free(); NULL
+ * when out of memory. */
+char *sse_stream_mask_url(const char *url);
+
 #endif

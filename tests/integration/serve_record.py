@@ -43,12 +43,18 @@ def records(path):
 
 
 d = tempfile.mkdtemp(prefix="record-")
+# a bad URL: one usage line, exit 2, and no file left behind
+bad = os.path.join(d, "bad.sse-rec")
+r = subprocess.run([BIN, "record", "ftp://example.com/x", "--out", bad], capture_output=True, timeout=10 * TM)
+errl = r.stderr.decode().strip().splitlines()
+result("record_bad_url", r.returncode == 2 and len(errl) == 1 and "bad URL" in errl[0] and not os.path.exists(bad),
+       "rc %d %r exists=%s" % (r.returncode, errl, os.path.exists(bad)))
 truth, rec = os.path.join(d, "truth.jsonl"), os.path.join(d, "x.sse-rec")
 srv = subprocess.Popen([BIN, "serve", "--log-level", "warn", "--clock", "2026-12-04T14:00:00Z", "--speed", "20",
                         "--fault-close-after", "6", "--truth", truth], stdout=subprocess.PIPE)
 url = srv.stdout.readline().decode().strip()
 try:
-    r = subprocess.run([BIN, "record", url + "/vehicles?filter[route_type]=1&api_key=hidden", "--out", rec,
+    r = subprocess.run([BIN, "record", url + "/vehicles?api_key=hidden&filter[route_type]=1&Api_Key=hidden", "--out", rec,
                         "--duration", str(4 * TM), "--log-level", "warn"], timeout=60 * TM, capture_output=True)
     result("record_exit0", r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-300:]))
     recs = records(rec)
