@@ -405,6 +405,119 @@ static int copy_end(struct pg_sink *s, struct buf *b, char *errstr, size_t errsz
     return SINK_OK;
 }
 
+/* ---- pipelines -------------------------------------------------------- */
+
+/* Phase timings for the debug line. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * A transaction costs round trips, not server time, at low rates: the
+ * statements that need no answer before the next one is sent go out
+ * together in libpq's pipeline mode (libpq >= 14) and are answered
+ * together at one sync. COPY cannot be pipelined: it runs between two
+ * pipelines, outside pipeline mode.
+ */
+enum { PIPE_MAX = 256 }; /* statements per sync: their answers fit the socket buffers */
+enum { PQ_PLAIN, PQ_KEEP, PQ_SWEEP }; /* what to do with a statement's answer */
+
+struct pipe {
+    int nq;                       /* statements sent since the last sync */
+    unsigned char kind[PIPE_MAX]; /* PQ_* */
+    PGresult *res[PIPE_MAX];      /* PQ_KEEP answers, the caller's to read and clear */
+    const char *what[PIPE_MAX];   /* each statement's name for errors (static strings) */
+    uint64_t swept;               /* the PQ_SWEEP answers, summed */
+};
+
+static void pipe_clear(struct pipe *p)
+{
+    for (int i = 0; i < PIPE_MAX; i++) {
+        PQclear(p->res[i]);
+        p->res[i] = NULL;
+    }
+}
+
+/* The connection is in an unknown state (a send failed, or results are
+ * missing): drop it; the batch is retried on a new one. */
+static int pipe_lost(struct pg_sink *s, const char *what, char *errstr, size_t errsz)
+{
+    const char *m = PQerrorMessage(s->conn);
+    snprintf(errstr, errsz, "%s: %.*s", what, (int)strcspn(m, "\n"), *m ? m : "connection lost");
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return SINK_RETRY;
+}
+
+/* Sends every queued statement and reads every answer up to the sync, then
+ * leaves pipeline mode. The first error is mapped as fail() does (the
+ * statements after it were skipped by the server). */
+static int pipe_sync(struct pg_sink *s, struct pipe *p, const char *what, char *errstr,
+                     size_t errsz)
+{
+    PGresult *bad = NULL;
+    int synced = 0, i = 0, badi = -1;
+    if (PQpipelineSync(s->conn) == 1) {
+        while (!synced) {
+            PGresult *r = PQgetResult(s->conn);
+            if (!r) { /* the end of one statement's answers */
+                if (PQstatus(s->conn) != CONNECTION_OK || ++i > p->nq)
+                    break;
+                continue;
+            }
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_SYNC) {
+                synced = 1;
+            } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                if (i < p->nq && p->kind[i] == PQ_SWEEP && PQntuples(r) == 1)
+                    p->swept += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+                if (i < p->nq && p->kind[i] == PQ_KEEP && !p->res[i]) {
+                    p->res[i] = r;
+                    r = NULL;
+                }
+            } else if (st != PGRES_PIPELINE_ABORTED && !bad) {
+                bad = r;
+                badi = i;
+                r = NULL;
+            }
+            PQclear(r);
+        }
+    }
+    if (badi >= 0 && badi < p->nq)
+        what = p->what[badi];
+    p->nq = 0;
+    if (!synced || !PQexitPipelineMode(s->conn)) {
+        PQclear(bad);
+        return pipe_lost(s, what, errstr, errsz);
+    }
+    return bad ? fail(s, bad, what, errstr, errsz) : SINK_OK;
+}
+
+/* Queues one statement (entering pipeline mode if needed), syncing first
+ * when the pipeline is full. *idx (may be NULL): its index in p, where a
+ * PQ_KEEP answer will be. Returns SINK_OK or what pipe_sync() returned. */
+static int pipe_send(struct pg_sink *s, struct pipe *p, int kind, const char *sql, int nparams,
+                     const char *const *params, int *idx, const char *what, char *errstr,
+                     size_t errsz)
+{
+    if (p->nq == PIPE_MAX) {
+        int rc = pipe_sync(s, p, what, errstr, errsz);
+        if (rc)
+            return rc;
+    }
+    if ((PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF && PQenterPipelineMode(s->conn) != 1) ||
+        PQsendQueryParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1)
+        return pipe_lost(s, what, errstr, errsz);
+    if (idx)
+        *idx = p->nq;
+    p->what[p->nq] = what;
+    p->kind[p->nq++] = (unsigned char)kind;
+    return SINK_OK;
+}
+
 /* ---- the hash of (type, id) -> item index ------------------------------ */
 
 struct hent {
@@ -646,17 +759,15 @@ struct prev {
     int64_t gen;
 };
 
-/* Loads the committed rows of the batch's vehicles and predictions. */
-static int load_prev(struct pg_sink *s, struct item *items, size_t n, struct hmap *map,
-                     struct prev **prevs, size_t *nprev, PGresult **keep, char *errstr,
-                     size_t errsz)
+/* Queues the reads of the committed rows of the batch's vehicles and
+ * predictions; idx[k] is the pipe index of type k's answer, -1 if none. */
+static int prev_send(struct pg_sink *s, struct pipe *p, const struct item *items, size_t n,
+                     int idx[2], char *errstr, size_t errsz)
 {
-    static const char *const cols[2] = {
-        "latitude, longitude, extract(epoch from updated_at)::numeric * 1000000",
-        "extract(epoch from coalesce(arrival_time, departure_time))::numeric * 1000000"};
     for (int k = 0; k < 2; k++) {
         const struct res_type *t = &res_types[k]; /* vehicle, prediction */
         struct buf arr;
+        idx[k] = -1;
         buf_init(&arr, (size_t)1 << 30);
         buf_putc(&arr, '{');
         int any = 0;
@@ -664,10 +775,10 @@ static int load_prev(struct pg_sink *s, struct item *items, size_t n, struct hma
             if ((items[i].kind != IT_RES && items[i].kind != IT_REMOVE) || items[i].type != t)
                 continue;
             buf_append(&arr, any ? ",\"" : "\"", any ? 2 : 1);
-            for (const char *p = item_id(&items[i]); *p; p++) {
-                if (*p == '"' || *p == '\\')
+            for (const char *q = item_id(&items[i]); *q; q++) {
+                if (*q == '"' || *q == '\\')
                     buf_putc(&arr, '\\');
-                buf_putc(&arr, *p);
+                buf_putc(&arr, *q);
             }
             buf_putc(&arr, '"');
             any = 1;
@@ -681,44 +792,56 @@ static int load_prev(struct pg_sink *s, struct item *items, size_t n, struct hma
         snprintf(sql, sizeof(sql),
                  "SELECT id, %s, kafka_topic, stream, kafka_partition, generation FROM %s.%s"
                  " WHERE id = ANY($1::text[])",
-                 cols[k], s->qschema, t->current);
+                 k == 0 ? "latitude, longitude,"
+                          " extract(epoch from updated_at)::numeric * 1000000"
+                        : "extract(epoch from coalesce(arrival_time, departure_time))::numeric"
+                          " * 1000000",
+                 s->qschema, t->current);
         const char *params[1] = {arr.data};
-        PGresult *r = PQexecParams(s->conn, sql, 1, NULL, params, NULL, NULL, 0);
+        int rc = pipe_send(s, p, PQ_KEEP, sql, 1, params, &idx[k], "previous state", errstr, errsz);
         buf_fini(&arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-            return fail(s, r, "previous state", errstr, errsz);
-        keep[k] = r;
-        int rows = PQntuples(r);
-        /* prevs has room for 2n: at most n loaded, at most n added */
-        for (int i = 0; i < rows; i++) {
-            struct prev *p = &(*prevs)[*nprev];
-            memset(p, 0, sizeof(*p));
-            p->present = 1;
-            int c = 1;
-            if (k == 0) {
-                p->pos.present = 1;
-                p->pos.has_latlon = !PQgetisnull(r, i, 1) && !PQgetisnull(r, i, 2);
-                p->pos.lat = atof(PQgetvalue(r, i, 1));
-                p->pos.lon = atof(PQgetvalue(r, i, 2));
-                p->pos.has_updated_at = !PQgetisnull(r, i, 3);
-                p->pos.updated_at_us = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-                c = 4;
-            } else {
-                p->has_pred = !PQgetisnull(r, i, 1);
-                p->pred_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-                c = 2;
-            }
-            p->topic = PQgetvalue(r, i, c);
-            p->stream = PQgetisnull(r, i, c + 1) ? NULL : PQgetvalue(r, i, c + 1);
-            p->streamlen = p->stream ? strlen(p->stream) : 0;
-            p->partition = atoi(PQgetvalue(r, i, c + 2));
-            p->has_gen = !PQgetisnull(r, i, c + 3);
-            p->gen = strtoll(PQgetvalue(r, i, c + 3), NULL, 10);
-            int found;
-            if (!hmap_put(map, t, PQgetvalue(r, i, 0), *nprev, &found))
-                return SINK_FATAL;
-            (*nprev)++;
+        if (rc)
+            return rc;
+    }
+    return SINK_OK;
+}
+
+/* Loads prev_send()'s answer for type k (0 vehicle, 1 prediction) into the
+ * enrichment state; r must outlive it (the strings point into it). */
+static int prev_apply(const PGresult *r, int k, struct hmap *map, struct prev **prevs,
+                      size_t *nprev)
+{
+    const struct res_type *t = &res_types[k];
+    int rows = PQntuples(r);
+    /* prevs has room for 2n: at most n loaded, at most n added */
+    for (int i = 0; i < rows; i++) {
+        struct prev *p = &(*prevs)[*nprev];
+        memset(p, 0, sizeof(*p));
+        p->present = 1;
+        int c = 1;
+        if (k == 0) {
+            p->pos.present = 1;
+            p->pos.has_latlon = !PQgetisnull(r, i, 1) && !PQgetisnull(r, i, 2);
+            p->pos.lat = atof(PQgetvalue(r, i, 1));
+            p->pos.lon = atof(PQgetvalue(r, i, 2));
+            p->pos.has_updated_at = !PQgetisnull(r, i, 3);
+            p->pos.updated_at_us = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+            c = 4;
+        } else {
+            p->has_pred = !PQgetisnull(r, i, 1);
+            p->pred_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+            c = 2;
         }
+        p->topic = PQgetvalue(r, i, c);
+        p->stream = PQgetisnull(r, i, c + 1) ? NULL : PQgetvalue(r, i, c + 1);
+        p->streamlen = p->stream ? strlen(p->stream) : 0;
+        p->partition = atoi(PQgetvalue(r, i, c + 2));
+        p->has_gen = !PQgetisnull(r, i, c + 3);
+        p->gen = strtoll(PQgetvalue(r, i, c + 3), NULL, 10);
+        int found;
+        if (!hmap_put(map, t, PQgetvalue(r, i, 0), *nprev, &found))
+            return SINK_FATAL;
+        (*nprev)++;
     }
     return SINK_OK;
 }
@@ -986,9 +1109,9 @@ struct range {
     int64_t lo, hi;
 };
 
-/* Applies the pending current-table changes of one segment. */
-static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, size_t npend,
-                         struct pg_sink_stats *st, char *errstr, size_t errsz)
+/* Queues the pending current-table changes of one segment. */
+static int flush_current(struct pg_sink *s, struct pipe *p, struct item *items, size_t *pend,
+                         size_t npend, struct pg_sink_stats *st, char *errstr, size_t errsz)
 {
     struct range *rg = calloc(npend, sizeof(*rg));
     int rc = SINK_OK;
@@ -1038,7 +1161,7 @@ static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, si
             char *lit = PQescapeLiteral(s->conn, rg[r].topic, strlen(rg[r].topic));
             if (!lit) {
                 buf_fini(&q);
-                rc = fail(s, NULL, "upsert", errstr, errsz);
+                rc = pipe_lost(s, "upsert", errstr, errsz);
                 break;
             }
             buf_printf(&q,
@@ -1057,12 +1180,8 @@ static int flush_current(struct pg_sink *s, struct item *items, size_t *pend, si
             snprintf(errstr, errsz, "upsert statement too large");
             break;
         }
-        PGresult *r = PQexec(s->conn, q.data);
+        rc = pipe_send(s, p, PQ_PLAIN, q.data, 0, NULL, NULL, "upsert", errstr, errsz);
         buf_fini(&q);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = fail(s, r, "upsert", errstr, errsz);
-        else
-            PQclear(r);
         st->current_rows += winners;
     }
     free(rg);
@@ -1109,16 +1228,17 @@ static void items_free(struct item *items, size_t n)
     }
 }
 
-/* Locks the batch's offsets rows and marks what is already loaded. */
-static int check_offsets(struct pg_sink *s, struct item *items, size_t n, struct pg_sink_stats *st,
-                         char *errstr, size_t errsz)
+/* Queues the lock of the batch's offsets rows (the answer, at *idx, says
+ * what is already loaded: offsets_apply). */
+static int offsets_send(struct pg_sink *s, struct pipe *p, const struct item *items, size_t n,
+                        int *idx, char *errstr, size_t errsz)
 {
     struct buf topics, parts;
     buf_init(&topics, (size_t)1 << 24);
     buf_init(&parts, (size_t)1 << 24);
     struct hmap seen = {0};
     char pk[300];
-    char **keys = calloc(n, sizeof(char *));
+    char **keys = calloc(n ? n : 1, sizeof(char *));
     size_t nkeys = 0;
     int rc = SINK_FATAL;
     if (!keys)
@@ -1127,7 +1247,7 @@ static int check_offsets(struct pg_sink *s, struct item *items, size_t n, struct
         int found;
         snprintf(pk, sizeof(pk), "%d", (int)items[i].m->partition);
         keys[nkeys] = strdup(pk);
-        if (!hmap_put(&seen, items[i].m->topic, keys[nkeys], 0, &found))
+        if (!keys[nkeys] || !hmap_put(&seen, items[i].m->topic, keys[nkeys], 0, &found))
             goto out;
         if (found) {
             free(keys[nkeys]);
@@ -1145,11 +1265,20 @@ static int check_offsets(struct pg_sink *s, struct item *items, size_t n, struct
              " (SELECT * FROM unnest($1::text[], $2::int[])) FOR UPDATE",
              s->qschema);
     const char *params[2] = {topics.data, parts.data};
-    PGresult *r = PQexecParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = fail(s, r, "offsets", errstr, errsz);
-        goto out;
-    }
+    rc = pipe_send(s, p, PQ_KEEP, sql, 2, params, idx, "offsets", errstr, errsz);
+out:
+    for (size_t i = 0; i < nkeys; i++)
+        free(keys[i]);
+    free(keys);
+    hmap_fini(&seen);
+    buf_fini(&topics);
+    buf_fini(&parts);
+    return rc;
+}
+
+/* Marks the messages below their partition's stored next offset. */
+static void offsets_apply(const PGresult *r, struct item *items, size_t n, struct pg_sink_stats *st)
+{
     for (int row = 0; row < PQntuples(r); row++) {
         const char *topic = PQgetvalue(r, row, 0);
         int32_t part = atoi(PQgetvalue(r, row, 1));
@@ -1162,20 +1291,11 @@ static int check_offsets(struct pg_sink *s, struct item *items, size_t n, struct
                 st->skipped++;
             }
     }
-    PQclear(r);
-    rc = SINK_OK;
-out:
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
-    hmap_fini(&seen);
-    buf_fini(&topics);
-    buf_fini(&parts);
-    return rc;
 }
 
-static int write_offsets(struct pg_sink *s, const struct sink_msg *msgs, size_t n, char *errstr,
-                         size_t errsz)
+/* Queues the store of each partition's next offset. */
+static int write_offsets(struct pg_sink *s, struct pipe *p, const struct sink_msg *msgs, size_t n,
+                         char *errstr, size_t errsz)
 {
     struct buf topics, parts, offs;
     buf_init(&topics, (size_t)1 << 24);
@@ -1205,12 +1325,7 @@ static int write_offsets(struct pg_sink *s, const struct sink_msg *msgs, size_t 
              " SET next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()",
              s->qschema);
     const char *params[3] = {topics.data, parts.data, offs.data};
-    PGresult *r = PQexecParams(s->conn, sql, 3, NULL, params, NULL, NULL, 0);
-    int rc = SINK_OK;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = fail(s, r, "offsets", errstr, errsz);
-    else
-        PQclear(r);
+    int rc = pipe_send(s, p, PQ_PLAIN, sql, 3, params, NULL, "offsets", errstr, errsz);
     buf_fini(&topics);
     buf_fini(&parts);
     buf_fini(&offs);
@@ -1234,29 +1349,34 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
     struct hmap pmap = {0}, emap = {0};
     struct prev *prevs = NULL;
     size_t nprev = 0, npend = 0;
-    PGresult *keep[2] = {NULL, NULL};
+    struct pipe *pp = calloc(1, sizeof(*pp));
     struct buf b;
     int rc = SINK_FATAL;
     buf_init(&b, (size_t)COPY_CHUNK * 4);
     prevs = calloc(2 * (n ? n : 1), sizeof(*prevs));
-    if (!items || !pend || !prevs) {
+    if (!items || !pend || !prevs || !pp) {
         snprintf(errstr, errsz, "out of memory");
         goto out;
     }
-    int64_t t_start = clock_mono_ms();
+    int64_t t_start = mono_us();
     classify_all(s, items, msgs, n, force_reason);
     if ((rc = ensure_conn(s, errstr, errsz)))
         goto out;
     if ((rc = ensure_days(s, items, n, errstr, errsz)))
         goto out;
-    if ((rc = exec(s, "BEGIN", "begin", errstr, errsz)))
+    int64_t t_begin = mono_us();
+    /* Round trip 1: BEGIN, lock the offsets rows, read the previous state. */
+    int oidx = -1, pidx[2] = {-1, -1};
+    if ((rc = pipe_send(s, pp, PQ_PLAIN, "BEGIN", 0, NULL, NULL, "begin", errstr, errsz)) ||
+        (rc = offsets_send(s, pp, items, n, &oidx, errstr, errsz)) ||
+        (rc = prev_send(s, pp, items, n, pidx, errstr, errsz)) ||
+        (rc = pipe_sync(s, pp, "begin", errstr, errsz)))
         goto out;
-    int64_t t_begin = clock_mono_ms();
-    if ((rc = check_offsets(s, items, n, &d, errstr, errsz)))
-        goto out;
-    if ((rc = load_prev(s, items, n, &emap, &prevs, &nprev, keep, errstr, errsz)))
-        goto out;
-    int64_t t_prev = clock_mono_ms();
+    offsets_apply(pp->res[oidx], items, n, &d);
+    for (int k = 0; k < 2; k++)
+        if (pidx[k] >= 0 && (rc = prev_apply(pp->res[pidx[k]], k, &emap, &prevs, &nprev)))
+            goto out;
+    int64_t t_prev = mono_us();
     if (run_enrichment(s, items, n, &emap, &prevs, &nprev)) {
         rc = SINK_FATAL;
         snprintf(errstr, errsz, "out of memory");
@@ -1293,49 +1413,9 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
             goto out;
         d.history_rows += rows;
     }
-    int64_t t_hist = clock_mono_ms();
-    /* Current tables, segment by segment (a marker ends a segment). */
-    for (size_t i = 0; i <= n; i++) {
-        struct item *it = i < n ? &items[i] : NULL;
-        if (it && (it->kind == IT_RES || it->kind == IT_REMOVE)) {
-            int found;
-            struct hent *e = hmap_put(&pmap, it->type, item_id(it), i, &found);
-            if (!e) {
-                rc = SINK_FATAL;
-                goto out;
-            }
-            if (found) {
-                items[e->val].superseded = 1;
-                e->val = i;
-            }
-            pend[npend++] = i;
-            continue;
-        }
-        if (it && it->kind != IT_MARKER)
-            continue;
-        if (npend && (rc = flush_current(s, items, pend, npend, &d, errstr, errsz)))
-            goto out;
-        npend = 0;
-        hmap_clear(&pmap);
-        if (it) {
-            char sql[256], gen[32];
-            snprintf(sql, sizeof(sql), "SELECT %s.reset_sweep($1, $2, $3::int, $4::bigint)",
-                     s->qschema);
-            char part[16];
-            snprintf(part, sizeof(part), "%d", (int)it->m->partition);
-            snprintf(gen, sizeof(gen), "%" PRId64, it->gen);
-            const char *params[4] = {it->m->topic, it->reason, part, gen};
-            PGresult *r = PQexecParams(s->conn, sql, 4, NULL, params, NULL, NULL, 0);
-            if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-                rc = fail(s, r, "reset sweep", errstr, errsz);
-                goto out;
-            }
-            d.swept += strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-            PQclear(r);
-        }
-    }
-    int64_t t_cur = clock_mono_ms();
-    /* Dead letters. */
+    int64_t t_hist = mono_us();
+    /* Dead letters (before the current tables: independent of them, and
+     * COPY cannot join the pipeline that follows). */
     buf_clear(&b);
     for (size_t i = 0; i < n; i++) {
         if (items[i].kind != IT_DEAD)
@@ -1357,16 +1437,53 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
     }
     if (d.dead_letters && (rc = copy_end(s, &b, errstr, errsz)))
         goto out;
-    if (n && (rc = write_offsets(s, msgs, n, errstr, errsz)))
+    /* Last round trip: the current tables segment by segment (a marker
+     * ends a segment and sweeps), the offsets, COMMIT. */
+    for (size_t i = 0; i <= n; i++) {
+        struct item *it = i < n ? &items[i] : NULL;
+        if (it && (it->kind == IT_RES || it->kind == IT_REMOVE)) {
+            int found;
+            struct hent *e = hmap_put(&pmap, it->type, item_id(it), i, &found);
+            if (!e) {
+                rc = SINK_FATAL;
+                goto out;
+            }
+            if (found) {
+                items[e->val].superseded = 1;
+                e->val = i;
+            }
+            pend[npend++] = i;
+            continue;
+        }
+        if (it && it->kind != IT_MARKER)
+            continue;
+        if (npend && (rc = flush_current(s, pp, items, pend, npend, &d, errstr, errsz)))
+            goto out;
+        npend = 0;
+        hmap_clear(&pmap);
+        if (it) {
+            char sql[256], gen[32], part[16];
+            snprintf(sql, sizeof(sql), "SELECT %s.reset_sweep($1, $2, $3::int, $4::bigint)",
+                     s->qschema);
+            snprintf(part, sizeof(part), "%d", (int)it->m->partition);
+            snprintf(gen, sizeof(gen), "%" PRId64, it->gen);
+            const char *params[4] = {it->m->topic, it->reason, part, gen};
+            if ((rc = pipe_send(s, pp, PQ_SWEEP, sql, 4, params, NULL, "reset sweep", errstr,
+                                errsz)))
+                goto out;
+        }
+    }
+    if (n && (rc = write_offsets(s, pp, msgs, n, errstr, errsz)))
         goto out;
-    if ((rc = exec(s, "COMMIT", "commit", errstr, errsz)))
+    if ((rc = pipe_send(s, pp, PQ_PLAIN, "COMMIT", 0, NULL, NULL, "commit", errstr, errsz)) ||
+        (rc = pipe_sync(s, pp, "commit", errstr, errsz)))
         goto out;
-    int64_t t_commit = clock_mono_ms();
-    log_debug("batch %zu: classify %lld, begin+offsets+prev %lld, history %lld, current %lld,"
-              " offsets+commit %lld ms",
+    d.swept = pp->swept;
+    int64_t t_commit = mono_us();
+    log_debug("batch %zu: classify %lld, begin+offsets+prev %lld, history %lld,"
+              " dead letters+current+offsets+commit %lld us",
               n, (long long)(t_begin - t_start), (long long)(t_prev - t_begin),
-              (long long)(t_hist - t_prev), (long long)(t_cur - t_hist),
-              (long long)(t_commit - t_cur));
+              (long long)(t_hist - t_prev), (long long)(t_commit - t_hist));
     d.messages = n - d.skipped;
     d.batches = 1;
     st->messages += d.messages;
@@ -1378,10 +1495,17 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
     st->batches += d.batches;
     rc = SINK_OK;
 out:
+    if (rc && s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF) {
+        /* left mid-pipeline (an out-of-memory exit): the connection's
+         * state is unknown */
+        PQfinish(s->conn);
+        s->conn = NULL;
+    }
     if (rc && s->conn && PQtransactionStatus(s->conn) == PQTRANS_INERROR)
         PQclear(PQexec(s->conn, "ROLLBACK"));
-    PQclear(keep[0]);
-    PQclear(keep[1]);
+    if (pp)
+        pipe_clear(pp);
+    free(pp);
     free(prevs);
     hmap_fini(&pmap);
     hmap_fini(&emap);
