@@ -31,9 +31,13 @@ struct cmd_args_stream {
     const char **hdrv; /* NULL-terminated copy for sse_stream_conf */
 };
 
-/* The option-table rows of an SSE source (s: struct cmd_args_stream *). */
+/* The option-table rows of an SSE source (s: struct cmd_args_stream *):
+ * the connection's, the parser's caps and -v. `produce` takes the first and
+ * the last and has its own --max-event (one cap for lines and events). */
 /* clang-format off */
 #define CMD_ARGS_STREAM_OPTS(s)                                                                  \
+    CMD_ARGS_CONN_OPTS(s), CMD_ARGS_CAPS_OPTS(s), CMD_ARGS_VERBOSE_OPT(s)
+#define CMD_ARGS_CONN_OPTS(s)                                                                    \
     {"header", 'H', OPT_LIST, NULL, NULL, 0, 0, "'NAME: VALUE'",                                 \
      "add a request header (repeatable)", &(s)->headers, 0},                                     \
     {"api-key", 0, OPT_STR, "MBTA_API_KEY", NULL, 0, 0, "KEY", "sent as x-api-key",              \
@@ -49,11 +53,13 @@ struct cmd_args_stream {
     {"healthy", 0, OPT_INT, NULL, "60000", 1, 86400000, "MS",                                    \
      "connected this long resets the backoff", &(s)->healthy, 0},                                \
     {"retry-after-cap", 0, OPT_INT, NULL, "300000", 1, 86400000, "MS",                           \
-     "longest wait a 429 may ask for", &(s)->retry_after_cap, 0},                                \
+     "longest wait a 429 may ask for", &(s)->retry_after_cap, 0}
+#define CMD_ARGS_CAPS_OPTS(s)                                                                    \
     {"max-line", 0, OPT_INT, NULL, "16777216", 16, 1e10, "BYTES", "longest SSE line",            \
      &(s)->max_line, 0},                                                                         \
     {"max-event", 0, OPT_INT, NULL, "67108864", 16, 1e10, "BYTES",                               \
-     "largest event data (bigger ones are skipped)", &(s)->max_event, 0},                        \
+     "largest event data (bigger ones are skipped)", &(s)->max_event, 0}
+#define CMD_ARGS_VERBOSE_OPT(s)                                                                  \
     {"verbose", 'v', OPT_BOOL, NULL, NULL, 0, 0, NULL,                                           \
      "libcurl verbose output on stderr (API key masked)", &(s)->verbose, 0}
 /* clang-format on */
