@@ -448,6 +448,20 @@ int jscan_validate(const char *buf, size_t n, int max_depth, char *errstr, size_
     return k;
 }
 
+/* After an element of the top-level array or object: 1 when a ',' says
+ * another follows, 0 past the closing byte, -1 with the reason otherwise. */
+static int sc_after_element(struct sc *s, char close)
+{
+    sc_ws(s);
+    if (s->pos >= s->n)
+        return sc_fail(s, "unexpected end of input");
+    if (s->p[s->pos] == ',' || s->p[s->pos] == (unsigned char)close) {
+        s->pos++;
+        return s->p[s->pos - 1] == ',';
+    }
+    return sc_fail(s, "expected ',' or '%c'", close);
+}
+
 int jscan_array(const char *buf, size_t n, int max_depth, size_t max_items,
                 struct jscan_span **spans, size_t *cap, size_t *count, char *errstr, size_t errsz)
 {
@@ -481,18 +495,10 @@ int jscan_array(const char *buf, size_t n, int max_depth, size_t max_items,
         (*spans)[*count].off = start;
         (*spans)[*count].len = s.pos - start;
         (*count)++;
-        sc_ws(&s);
-        if (s.pos >= n)
-            return sc_fail(&s, "unexpected end of input");
-        if (s.p[s.pos] == ',') {
-            s.pos++;
+        int more = sc_after_element(&s, ']');
+        if (more > 0)
             continue;
-        }
-        if (s.p[s.pos] == ']') {
-            s.pos++;
-            return sc_end(&s);
-        }
-        return sc_fail(&s, "expected ',' or ']'");
+        return more < 0 ? -1 : sc_end(&s);
     }
 }
 
@@ -547,18 +553,10 @@ int jscan_object(const char *buf, size_t n, int max_depth, const char *const *ke
         for (size_t i = 0; i < nkeys; i++)
             if (name_equals(buf, &name, name_esc, keys[i]))
                 out[i] = val;
-        sc_ws(&s);
-        if (s.pos >= n)
-            return sc_fail(&s, "unexpected end of input");
-        if (s.p[s.pos] == ',') {
-            s.pos++;
+        int more = sc_after_element(&s, '}');
+        if (more > 0)
             continue;
-        }
-        if (s.p[s.pos] == '}') {
-            s.pos++;
-            return sc_end(&s);
-        }
-        return sc_fail(&s, "expected ',' or '}'");
+        return more < 0 ? -1 : sc_end(&s);
     }
 }
 

@@ -261,18 +261,7 @@ def case_source_drop(tmp):
         n = len(expected(tr)) + 2 * PARTS
         wait_for(lambda: len(consume(topic)) >= n, 60)
         src.send_signal(signal.SIGSTOP)  # no third connection while we stop
-        rc = stop(prod)
-        src.send_signal(signal.SIGCONT)
-        if rc != 0:
-            return ko(name, "produce exited %s (log %s)" % (rc, plog))
-        msgs = consume(topic)
-        # Drop anything of a third connection (seq beyond conn 2's events).
-        last = sum(1 for t in tr if t["t"] == "event")
-        msgs = [m for m in msgs if int(m[4].get("seq", "0")) <= last]
-        why = check_topic(msgs, tr, name, 2)
-        if why:
-            return ko(name, why)
-        ok(name)
+        finish(name, prod, plog, src, topic, tr, 2)
     finally:
         if prod.poll() is None:
             prod.kill()
@@ -394,6 +383,22 @@ def case_fatal_status(tmp):
         stop(src, 10)
 
 
+def finish(name, prod, plog, src, topic, tr, nconns):
+    """Stops produce while the source is frozen (SIGSTOP), thaws it, and
+    checks the topic against the truth tr taken while frozen: messages of
+    events after it (seq beyond tr's events) are left out."""
+    rc = stop(prod)
+    src.send_signal(signal.SIGCONT)
+    if rc != 0:
+        return ko(name, "produce exited %s (log %s)" % (rc, plog))
+    last = sum(1 for t in tr if t["t"] == "event")
+    msgs = [m for m in consume(topic) if int(m[4].get("seq", "0")) <= last]
+    why = check_topic(msgs, tr, name, nconns)
+    if why:
+        return ko(name, why)
+    ok(name)
+
+
 def services(cmd):
     env = dict(os.environ)
     r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "services"), cmd],
@@ -434,17 +439,7 @@ def case_broker_restart(tmp):
         wait_for(lambda: len(consume(topic)) >= n, 90)
         if prod.poll() is not None:
             return ko(name, "produce exited %s by itself" % prod.returncode)
-        rc = stop(prod)
-        src.send_signal(signal.SIGCONT)
-        if rc != 0:
-            return ko(name, "produce exited %s (log %s)" % (rc, plog))
-        msgs = consume(topic)
-        last = sum(1 for t in tr if t["t"] == "event")
-        msgs = [m for m in msgs if int(m[4].get("seq", "0")) <= last]
-        why = check_topic(msgs, tr, name, 1)
-        if why:
-            return ko(name, why)
-        ok(name)
+        finish(name, prod, plog, src, topic, tr, 1)
     finally:
         if not started:
             services("kafka-start")

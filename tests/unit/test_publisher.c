@@ -41,41 +41,29 @@ static void render(const struct publisher_plan *p, char *out, size_t outsz)
     T_ASSERT(publisher_plan_msg(p, PARTS, n, ok, &m) == -1);
 }
 
+/* The three markers of a reset of generation 1000 with `count` records. */
+#define MARKER(part, count)                                                                        \
+    "reset-end " part " mbta-stream:reset-end:vehicles "                                           \
+    "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":" count "}"
+#define MARKERS(count) MARKER("0", count) "\n" MARKER("1", count) "\n" MARKER("2", count)
+
 static const struct {
     const char *name, *event, *data;
     enum publisher_kind kind;
-    const char *msgs; /* GEN in a marker stands for the reset's generation (1000) */
+    const char *msgs;
 } cases[] = {
     {"reset_split", "reset",
      "[{\"type\":\"vehicle\",\"id\":\"y1\"} , \n{\"id\":\"y2\",\"type\":\"vehicle\",\"a\":[1]}]",
      PUBLISHER_RESET,
      "reset -1 vehicle:y1 {\"type\":\"vehicle\",\"id\":\"y1\"}\n"
-     "reset -1 vehicle:y2 {\"id\":\"y2\",\"type\":\"vehicle\",\"a\":[1]}\n"
-     "reset-end 0 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":2}\n"
-     "reset-end 1 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":2}\n"
-     "reset-end 2 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":2}"},
-    {"reset_empty", "reset", " [ ] ", PUBLISHER_RESET,
-     "reset-end 0 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":0}\n"
-     "reset-end 1 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":0}\n"
-     "reset-end 2 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":0}"},
+     "reset -1 vehicle:y2 {\"id\":\"y2\",\"type\":\"vehicle\",\"a\":[1]}\n" MARKERS("2")},
+    {"reset_empty", "reset", " [ ] ", PUBLISHER_RESET, MARKERS("0")},
     {"reset_non_objects", "reset", "[1,{\"type\":\"stop\",\"id\":\"s\"},\"x\",{\"type\":\"v\"}]",
      PUBLISHER_RESET,
      "reset -1 vehicles 1 | reset item 0: offset 0: expected an object\n"
      "reset -1 stop:s {\"type\":\"stop\",\"id\":\"s\"}\n"
      "reset -1 vehicles \"x\" | reset item 2: offset 0: expected an object\n"
-     "reset -1 vehicles {\"type\":\"v\"} | reset item 3: no \"id\"\n"
-     "reset-end 0 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}\n"
-     "reset-end 1 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}\n"
-     "reset-end 2 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}"},
+     "reset -1 vehicles {\"type\":\"v\"} | reset item 3: no \"id\"\n" MARKERS("1")},
     {"reset_malformed", "reset", "[{\"type\":\"v\",\"id\":\"1\"},", PUBLISHER_BAD,
      "reset -1 vehicles [{\"type\":\"v\",\"id\":\"1\"}, | offset 23: unexpected end of input"},
     {"reset_not_array", "reset", "{\"type\":\"v\",\"id\":\"1\"}", PUBLISHER_BAD,
@@ -104,13 +92,7 @@ static const struct {
      PUBLISHER_ADD,
      "add -1 vehicle:ab\"c/ {\"typ\\u0065\":\"vehicle\",\"id\":\"a\\u0062\\\"c\\/\"}"},
     {"key_escapes_reset", "reset", "[{\"type\":\"t\\u00e9\",\"id\":\"\\n\"}]", PUBLISHER_RESET,
-     "reset -1 t\xc3\xa9:\n {\"type\":\"t\\u00e9\",\"id\":\"\\n\"}\n"
-     "reset-end 0 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}\n"
-     "reset-end 1 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}\n"
-     "reset-end 2 mbta-stream:reset-end:vehicles "
-     "{\"stream\":\"vehicles\",\"generation\":1000,\"count\":1}"},
+     "reset -1 t\xc3\xa9:\n {\"type\":\"t\\u00e9\",\"id\":\"\\n\"}\n" MARKERS("1")},
     {"unknown_name", "ping", "{\"type\":\"vehicle\",\"id\":\"y1\"}", PUBLISHER_IGNORED, ""},
     {"error_name", "error", "{}", PUBLISHER_IGNORED, ""},
     {"name_prefix", "reset-end", "[]", PUBLISHER_IGNORED, ""},
