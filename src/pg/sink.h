@@ -5,12 +5,17 @@
  * One transaction per batch: lock the batch's rows of `offsets`, skip any
  * message below the stored next offset (already loaded: this is what makes a
  * rebalance race or a retried commit harmless), COPY one history row per
- * resource event, upsert the current tables from a staging table (COPY, then
- * one INSERT ... ON CONFLICT per type; within a batch only the last event of
- * an entity counts, removes are one DELETE per type), run the reset-end
- * sweeps in their place in the stream (the batch is cut into segments at
- * each marker, so that a sweep never sees rows that came after it), COPY the
- * dead letters, and store each partition's next offset (last offset + 1).
+ * resource event, COPY the dead letters, upsert the current tables from
+ * the history rows just copied (one statement per type and segment; within
+ * a segment only the last event of an entity counts, a last remove
+ * deletes), run the reset-end sweeps in their place in the stream (the
+ * batch is cut into segments at each marker, so that a sweep never sees
+ * rows that came after it), and store each partition's next offset (last
+ * offset + 1).
+ * Round trips: three plus two per COPY. The statements that need no
+ * answer before the next are sent together in libpq's pipeline mode (BEGIN
+ * + offsets lock + previous state; upserts + sweeps + offsets + COMMIT);
+ * COPY runs between the two pipelines.
  *
  * Enrichment (mbta/enrich.h) reads the previous state of each vehicle and
  * prediction from its committed current row (one query per type per batch)
