@@ -8,8 +8,8 @@
  * when nothing is stored). On revocation it calls `revoke_fn` first, so the
  * caller can commit or drop the in-flight batch of those partitions before
  * another member takes them. Both protocols (eager and cooperative) work.
- * consumer_commit() sends the next offsets to Kafka asynchronously, for lag
- * monitoring only.
+ * consumer_commit() sends the next offsets to Kafka asynchronously, at most
+ * once a second, for lag monitoring only.
  *
  * Does not: store anything, retry the caller's work, or sleep beyond the
  * poll timeout. Not thread-safe: one thread polls.
@@ -68,7 +68,9 @@ size_t consumer_assigned(const struct consumer *c);
 /* Pauses or resumes every assigned partition (while the sink is down). */
 void consumer_pause(struct consumer *c, int pause);
 
-/* Commits "offset + 1" of each message's partition to Kafka, asynchronously. */
+/* Commits "offset + 1" of each message's partition to Kafka, asynchronously
+ * and at most once a second (the rest is sent at the next call, before a
+ * revocation, or by consumer_destroy). */
 void consumer_commit(struct consumer *c, rd_kafka_message_t *const *msgs, size_t n);
 
 /* Sum over assigned partitions of (high watermark - position), -1 if unknown. */
