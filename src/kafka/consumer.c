@@ -314,8 +314,10 @@ int64_t consumer_lag(struct consumer *c)
     if (rd_kafka_assignment(c->rk, &l) || !l)
         return -1;
     if (l->cnt == 0 || rd_kafka_position(c->rk, l)) {
+        /* Nothing assigned: no lag. Positions unknown: cannot say. */
+        lag = l->cnt == 0 ? 0 : -1;
         rd_kafka_topic_partition_list_destroy(l);
-        return l ? 0 : -1;
+        return lag;
     }
     for (int i = 0; i < l->cnt; i++) {
         int64_t lo, hi;
