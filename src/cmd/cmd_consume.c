@@ -266,7 +266,7 @@ int cmd_consume(int argc, char **argv)
         {0},
     };
     int r = opt_parse(opts, "consume",
-                      "consume -b HOST:PORT --pg CONNINFO [--topics RE] [--group ID] [options]",
+                      "-b HOST:PORT --pg CONNINFO [--topics RE] [--group ID] [options]",
                       argc, argv, NULL, err, sizeof(err));
     if (r != 0) {
         if (r < 0)

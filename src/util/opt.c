@@ -215,7 +215,10 @@ void opt_usage(FILE *fp, const char *cmd, const char *synopsis, const struct opt
     for (int i = 0; opts[i].name; i++) {
         const struct opt *o = &opts[i];
         char head[96];
-        if (o->short_name)
+        if (o->short_name && o->name[0] == o->short_name && !o->name[1])
+            snprintf(head, sizeof(head), "-%c%s%s", o->short_name, o->arg ? " " : "",
+                     o->arg ? o->arg : ""); /* kcat's -X: no long form worth showing */
+        else if (o->short_name)
             snprintf(head, sizeof(head), "-%c, --%s%s%s", o->short_name, o->name,
                      o->arg ? " " : "", o->arg ? o->arg : "");
         else
