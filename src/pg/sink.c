@@ -1069,10 +1069,11 @@ static void arr_add(struct buf *b, const char *id)
 
 /* The tail of the statement that applies one segment of one type to its
  * current table. The rows are read back from the history rows just COPY'd
- * (so the raw jsonb is parsed once, not twice, and nothing is sent again),
- * by offset range per partition (see flush_current); the last event of each
- * entity wins (per partition, offset order is the entity's order); a remove
- * deletes. Caller frees. */
+ * (so the raw jsonb is parsed once, not twice, and nothing is sent again):
+ * only the winners, the last event of each entity in the segment, which
+ * the sink already knows (flush_current names them by offset), so the
+ * server neither reads nor sorts the superseded rows; a remove deletes.
+ * Caller frees. */
 static char *upsert_sql(const struct pg_sink *s, const struct res_type *rt)
 {
     struct buf q;
@@ -1081,11 +1082,10 @@ static char *upsert_sql(const struct pg_sink *s, const struct res_type *rt)
     /* The statement's tail; flush_current() puts the ranges in front. */
     buf_printf(
         &q,
-        ") x ORDER BY %s, x.kafka_offset DESC),"
+        ") x),"
         " del AS (DELETE FROM %s.%s c USING last l WHERE l.event = 'remove' AND c.id = l.id%s)"
         " INSERT INTO %s.%s AS c ",
-        rt->type ? "x.id" : "x.type, x.id", s->qschema, rt->current,
-        rt->type ? "" : " AND c.type = l.type", s->qschema, rt->current);
+        s->qschema, rt->current, rt->type ? "" : " AND c.type = l.type", s->qschema, rt->current);
     col_list(&q, rt, 0);
     buf_printf(&q, " SELECT ");
     size_t from = q.len;
@@ -1106,7 +1106,7 @@ static char *upsert_sql(const struct pg_sink *s, const struct res_type *rt)
 struct range {
     const char *topic;
     int32_t partition;
-    int64_t lo, hi;
+    int64_t lo, hi; /* the winners' offsets */
 };
 
 /* Queues the pending current-table changes of one segment. */
@@ -1123,9 +1123,9 @@ static int flush_current(struct pg_sink *s, struct pipe *p, struct item *items, 
         int64_t tmin = INT64_MAX, tmax = INT64_MIN;
         for (size_t k = 0; k < npend; k++) {
             struct item *it = &items[pend[k]];
-            if (it->type != rt)
+            if (it->type != rt || it->superseded)
                 continue;
-            winners += !it->superseded;
+            winners++;
             if (it->received_us < tmin)
                 tmin = it->received_us;
             if (it->received_us > tmax)
@@ -1146,17 +1146,17 @@ static int flush_current(struct pg_sink *s, struct pipe *p, struct item *items, 
         }
         if (!nrg)
             continue;
-        /* One range scan per partition, as literals: each branch is planned
-         * with its own bounds (index range on the unique key, day partitions
-         * pruned); a join against an array of ranges could be planned as a
-         * scan of the whole day. */
+        /* One branch per partition, as literals: each is planned with its
+         * own bounds (an index range scan of the unique key, day partitions
+         * pruned; without the offset range, a fresh partition without
+         * statistics was planned as a scan of the whole day filtered by the
+         * list), the list keeps only the winners. */
         char t0[40], t1[40];
         pg_sink_format_ts(tmin, t0);
         pg_sink_format_ts(tmax, t1);
         struct buf q;
         buf_init(&q, (size_t)1 << 26);
-        buf_printf(&q, "WITH last AS (SELECT DISTINCT ON (%s) x.* FROM (",
-                   rt->type ? "x.id" : "x.type, x.id");
+        buf_printf(&q, "WITH last AS (SELECT x.* FROM (");
         for (size_t r = 0; r < nrg; r++) {
             char *lit = PQescapeLiteral(s->conn, rg[r].topic, strlen(rg[r].topic));
             if (!lit) {
@@ -1167,10 +1167,21 @@ static int flush_current(struct pg_sink *s, struct pipe *p, struct item *items, 
             buf_printf(&q,
                        "%sSELECT * FROM %s.%s h WHERE h.kafka_topic = %s AND h.kafka_partition = %d"
                        " AND h.kafka_offset BETWEEN %" PRId64 " AND %" PRId64
-                       " AND h.received_at BETWEEN '%s' AND '%s'",
+                       " AND h.received_at BETWEEN '%s' AND '%s' AND h.kafka_offset = ANY('",
                        r ? " UNION ALL " : "", s->qschema, rt->history, lit, (int)rg[r].partition,
                        rg[r].lo, rg[r].hi, t0, t1);
             PQfreemem(lit);
+            char sep = '{';
+            for (size_t k = 0; k < npend; k++) {
+                const struct item *it = &items[pend[k]];
+                if (it->type != rt || it->superseded || it->m->partition != rg[r].partition ||
+                    strcmp(it->m->topic, rg[r].topic))
+                    continue;
+                buf_putc(&q, sep);
+                put_i64(&q, it->m->offset);
+                sep = ',';
+            }
+            buf_printf(&q, "}'::bigint[])");
         }
         if (rc)
             break;
