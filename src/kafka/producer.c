@@ -253,7 +253,8 @@ int producer_send(struct producer *p, const char *topic, int32_t partition, cons
     }
     rd_kafka_headers_t *h = rd_kafka_headers_new(nhdrs);
     for (size_t i = 0; i < nhdrs; i++)
-        rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, (ssize_t)hdrs[i].value_len);
+        rd_kafka_header_add(h, hdrs[i].name, (ssize_t)hdrs[i].name_len, hdrs[i].value,
+                            (ssize_t)hdrs[i].value_len);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)(uintptr_t)key, klen),

@@ -48,7 +48,8 @@ int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms,
                           size_t errsz);
 
 struct producer_hdr {
-    const char *name;  /* NUL-terminated */
+    const char *name; /* name_len bytes (NUL not needed) */
+    size_t name_len;
     const char *value; /* value_len bytes (NUL not needed) */
     size_t value_len;
 };

@@ -250,14 +250,14 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
         m->klen = p->stream_len;
     }
     struct producer_hdr *h = m->hdrs;
-    h[0] = (struct producer_hdr){"event", event, strlen(event)};
-    h[1] = (struct producer_hdr){"stream", p->stream, p->stream_len};
-    h[2] = (struct producer_hdr){"generation", p->gen_s, p->gen_l};
-    h[3] = (struct producer_hdr){"received-at", p->rat_s, p->rat_l};
-    h[4] = (struct producer_hdr){"seq", p->seq_s, p->seq_l};
+    h[0] = (struct producer_hdr){"event", 5, event, strlen(event)};
+    h[1] = (struct producer_hdr){"stream", 6, p->stream, p->stream_len};
+    h[2] = (struct producer_hdr){"generation", 10, p->gen_s, p->gen_l};
+    h[3] = (struct producer_hdr){"received-at", 11, p->rat_s, p->rat_l};
+    h[4] = (struct producer_hdr){"seq", 3, p->seq_s, p->seq_l};
     m->nhdrs = 5;
     if (reason)
-        h[m->nhdrs++] = (struct producer_hdr){"reason", reason, strlen(reason)};
+        h[m->nhdrs++] = (struct producer_hdr){"reason", 6, reason, strlen(reason)};
     return 0;
 }
 
