@@ -63,6 +63,7 @@ struct sse_stream {
     int paused;        /* what the caller wants */
     int curl_paused;   /* what libcurl has been told */
     int64_t last_byte_ms;
+    int got_bytes;        /* body bytes since the last tick: last_byte_ms is stale */
     int64_t connected_ms; /* 0: not connected in this attempt */
     int64_t chunk_ns;     /* wall clock of the chunk being parsed */
 
@@ -443,7 +444,9 @@ static size_t sse_write_cb(char *data, size_t size, size_t nmemb, void *userp)
         s->curl_paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
-    s->last_byte_ms = clock_mono_ms();
+    /* One clock read per chunk (a chunk is often one event): the idle
+     * clock is brought up to date by the next tick instead. */
+    s->got_bytes = 1;
     s->chunk_ns = clock_realtime_ns();
     s->stats.bytes += n;
     s->c->activity = 1;
@@ -500,6 +503,7 @@ static int sse_stream_start(struct sse_stream *s, char *errstr, size_t errsz)
     if (s->attempts_made++)
         s->stats.reconnects++;
     s->last_byte_ms = clock_mono_ms();
+    s->got_bytes = 0;
     if (curl_multi_add_handle(s->c->multi, s->easy) != CURLM_OK) {
         snprintf(errstr, errsz, "curl_multi_add_handle failed");
         return -1;
@@ -759,6 +763,10 @@ static int64_t sse_client_tick(struct sse_client *c, int64_t now, int64_t cap)
             curl_easy_pause(s->easy, CURLPAUSE_CONT);
             if (s->phase != SSE_PH_ACTIVE)
                 continue;
+        }
+        if (s->got_bytes) {
+            s->got_bytes = 0;
+            s->last_byte_ms = now; /* bytes came in the previous perform */
         }
         if (s->curl_paused)
             continue;
