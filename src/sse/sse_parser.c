@@ -17,6 +17,10 @@
 #define SSE_DEFAULT_MAX_LINE  (16u * 1024 * 1024)
 #define SSE_DEFAULT_MAX_EVENT (64u * 1024 * 1024)
 
+/* What an oversized line is can be told from its first bytes: "event:" is
+ * the longest prefix that matters. */
+#define SSE_HEAD 6
+
 struct sse_parser {
     sse_event_cb *on_event;
     sse_error_cb *on_error;
@@ -105,6 +109,40 @@ static void sse_parser_toobig(struct sse_parser *p, const char *what)
     p->skip_event = 1;
     buf_reset(&p->data);
     buf_reset(&p->type);
+}
+
+/* The line being read is over max_line; `s`, `n` is the part of it not yet
+ * in `line`. Only a line the event depends on costs the event: `data`,
+ * `event` or `id`. A comment, a `retry` or an unknown field changes no event,
+ * so it costs nothing but itself and is not reported (on_error means an event
+ * was lost, and `produce` dead-letters each one). Skipping here would drop
+ * the event after a long keep-alive: the MBTA sends no blank line after it.
+ *
+ * Only the first max_line + 1 bytes of the line are sure to have been seen
+ * when the cap is crossed, whatever the chunking, so the decision reads no
+ * more than those: under a cap of 5 bytes a line that may still turn out to
+ * be `data`, `event` or `id` is taken to be one. */
+static void sse_parser_oversized(struct sse_parser *p, const char *s, size_t n)
+{
+    static const char *const fields[] = {"data:", "event:", "id:"};
+    char head[SSE_HEAD];
+    size_t want = p->max_line < SSE_HEAD ? p->max_line + 1 : SSE_HEAD;
+    size_t hn = p->line.len < want ? p->line.len : want;
+
+    if (hn)
+        memcpy(head, p->line.data, hn);
+    if (want - hn < n)
+        n = want - hn;
+    if (n)
+        memcpy(head + hn, s, n);
+    hn += n;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        size_t fl = strlen(fields[i]);
+        if (memcmp(head, fields[i], hn < fl ? hn : fl) == 0) {
+            sse_parser_toobig(p, "line over max_line: event skipped");
+            return;
+        }
+    }
 }
 
 static int sse_parser_dispatch(struct sse_parser *p)
@@ -217,9 +255,9 @@ static void sse_parser_partial(struct sse_parser *p, const char *s, size_t n)
     if (p->skip_line)
         return;
     if (buf_append(&p->line, s, n) != BUF_OK) {
+        sse_parser_oversized(p, s, n);
         buf_reset(&p->line);
         p->skip_line = 1;
-        sse_parser_toobig(p, "line over max_line: event skipped");
     }
 }
 
@@ -233,14 +271,14 @@ static int sse_parser_eol(struct sse_parser *p, const char *s, size_t n)
     }
     if (p->line.len == 0) {
         if (n > p->max_line) {
-            sse_parser_toobig(p, "line over max_line: event skipped");
+            sse_parser_oversized(p, s, n);
             return 0;
         }
         return sse_parser_line(p, s, n);
     }
     if (buf_append(&p->line, s, n) != BUF_OK) {
+        sse_parser_oversized(p, s, n);
         buf_reset(&p->line);
-        sse_parser_toobig(p, "line over max_line: event skipped");
         return 0;
     }
     int rc = sse_parser_line(p, p->line.data, p->line.len);

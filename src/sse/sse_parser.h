@@ -11,11 +11,16 @@
  * `retry` is honoured when all digits; an empty data buffer dispatches
  * nothing.
  *
- * Caps: a line longer than max_line or an event whose data grows past
- * max_event is skipped whole: on_error is called once with SSE_ERR_TOOBIG,
- * and the parser resynchronises at the next blank line. The event type and
- * the id are capped at SSE_MAX_NAME bytes the same way. Memory stays within
- * max_line + max_event + 3 * SSE_MAX_NAME (plus a small constant).
+ * Caps: an event whose data grows past max_event, or that has a `data`,
+ * `event` or `id` line longer than max_line, is skipped whole: on_error is
+ * called once with SSE_ERR_TOOBIG, and the parser resynchronises at the next
+ * blank line; the event after it is parsed as usual. The event type and the
+ * id are capped at SSE_MAX_NAME bytes the same way. A comment, `retry` or
+ * unknown-field line longer than max_line is dropped without a report and
+ * costs no event (a comment or unknown field never changed one; the `retry`
+ * is lost). With max_line under 5 a line is judged by its first max_line + 1
+ * bytes: one that may be `data`, `event` or `id` counts as one. Memory stays
+ * within max_line + max_event + 3 * SSE_MAX_NAME (plus a small constant).
  *
  * Bytes pass through undecoded: invalid UTF-8 reaches the callback as is.
  */
@@ -37,7 +42,7 @@ struct sse_event {
 #define SSE_MAX_NAME 4096 /* cap on an event type or id */
 
 enum sse_err {
-    SSE_ERR_TOOBIG = 1, /* line or event over the cap: skipped */
+    SSE_ERR_TOOBIG = 1, /* an event over a cap: skipped (one call per event) */
 };
 
 /* Called for each dispatched event; the event's pointers are borrowed until

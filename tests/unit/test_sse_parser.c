@@ -277,6 +277,81 @@ static void test_harness_log_format(void)
     buf_fini(&tc.expect);
 }
 
+/* Cases written in code rather than in a .cases file: each runs through
+ * check_case, so it is fed whole, split at every offset and byte by byte.
+ * `expect` is the canonical log ("< type|data|id" and "! toobig" lines). */
+struct inline_case {
+    const char *name;
+    size_t max_line, max_event;
+    const char *input;
+    const char *expect;
+    long retry;         /* -2: not checked */
+    const char *lastid; /* NULL: not checked */
+};
+
+static void check_inline(const struct inline_case *c)
+{
+    struct tcase tc;
+    tcase_start(&tc, c->name);
+    tc.max_line = c->max_line;
+    tc.max_event = c->max_event;
+    buf_append(&tc.input, c->input, strlen(c->input));
+    buf_append(&tc.expect, c->expect, strlen(c->expect));
+    tc.retry = c->retry;
+    if (c->retry != -2)
+        buf_printf(&tc.expect, "= retry %ld\n", c->retry);
+    if (c->lastid) {
+        tc.check_id = 1;
+        buf_printf(&tc.expect, "= lastid %s\n", c->lastid);
+    }
+    tcase_finish(&tc);
+}
+
+/* A line over max_line costs the event it belongs to only when that event
+ * depends on it (`data`, `event`, `id`): then the event is skipped with one
+ * error. A comment, a `retry` or an unknown field over the cap costs nothing
+ * but itself: no event depends on it, so nothing is skipped or reported (an
+ * error means an event was lost: `produce` dead-letters each one). */
+static void test_oversized_lines(void)
+{
+    static const struct inline_case cases[] = {
+        /* The defect: the comment's skip swallowed "data: a" and its event. */
+        {"comment_then_event", 8, 100, ": 0123456789\ndata: a\n\ndata: b\n\n",
+         "< message|a|\n< message|b|\n", -2, NULL},
+        {"comment_mid_event", 8, 100, "data: a\n: 0123456789\ndata: b\n\n", "< message|a\\nb|\n",
+         -2, NULL},
+        {"keepalive_over_cap", 10, 100, "event: a\ndata: 1\n\n: keep-alive\nevent: b\ndata: 2\n\n",
+         "< a|1|\n< b|2|\n", -2, NULL},
+        {"comment_after_skip", 8, 100, "data: 0123456789\n: 0123456789\ndata: a\n\ndata: b\n\n",
+         "! toobig\n< message|b|\n", -2, NULL},
+        {"comment_crlf", 8, 100, ":0123456789\r\ndata: a\r\n\r\n", "< message|a|\n", -2, NULL},
+        {"unknown_field", 8, 100, "foo: 0123456789\ndata: a\n\n", "< message|a|\n", -2, NULL},
+        {"unknown_no_colon", 8, 100, "0123456789abc\ndata: a\n\n", "< message|a|\n", -2, NULL},
+        {"unknown_like_data", 8, 100, "data2: 0123456789\ndata: a\n\n", "< message|a|\n", -2, NULL},
+        /* WHATWG would honour it; a retry line over the cap is dropped. */
+        {"retry", 8, 100, "retry: 000000001000\ndata: a\n\n", "< message|a|\n", -1, NULL},
+        /* The event the line belongs to is skipped, never the next one. */
+        {"data_first_line", 8, 100, "data: 0123456789\ndata: a\n\ndata: b\n\n",
+         "! toobig\n< message|b|\n", -2, NULL},
+        {"data_last_line", 8, 100, "data: a\ndata: 0123456789\n\ndata: b\n\n",
+         "! toobig\n< message|b|\n", -2, NULL},
+        {"event_line", 8, 100, "event: 0123456789\ndata: a\n\ndata: b\n\n",
+         "! toobig\n< message|b|\n", -2, NULL},
+        {"id_line", 8, 100, "id: 1\ndata: a\n\nid: 0123456789\ndata: b\n\ndata: c\n\n",
+         "< message|a|1\n! toobig\n< message|c|1\n", -2, "1"},
+        {"data_no_colon", 3, 100, "data\n\nxyz\n\n", "! toobig\n", -2, NULL},
+        /* Caps under 5 bytes: only the first max_line + 1 bytes of a line
+         * are certain to have been seen, whatever the chunking; a line they
+         * cannot tell from `data`, `event` or `id` costs its event. */
+        {"tiny_cap", 2, 100, "ide\n\nid:\n\ndat\n\nxyz\n\n:abc\n\nev\n\nevx\n\n",
+         "! toobig\n! toobig\n", -2, NULL},
+        {"tiny_cap_event", 4, 100, ":xxxx\ndata\n\nretry:5\ndata\n\nevent\ndata\n\n",
+         "< message||\n< message||\n! toobig\n", -1, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_inline(&cases[i]);
+}
+
 static int stop_after_first(void *opaque, const struct sse_event *ev)
 {
     int *n = opaque;
@@ -372,5 +447,6 @@ int main(void)
     T_RUN(test_reset_cr_pending);
     T_RUN(test_resync_after_huge_stream);
     T_RUN(test_default_caps);
+    T_RUN(test_oversized_lines);
     return T_DONE();
 }
