@@ -9,6 +9,7 @@
  */
 #include "sse/sse_parser.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,10 @@
 /* What an oversized line is can be told from its first bytes: "event:" is
  * the longest prefix that matters. */
 #define SSE_HEAD 6
+
+/* The retry digits are accumulated as v * 10 + d with v <= SSE_MAX_RETRY_MS:
+ * that must fit a long wherever long is 32 bits too. */
+_Static_assert(SSE_MAX_RETRY_MS <= (LONG_MAX - 9) / 10, "retry accumulation overflows long");
 
 struct sse_parser {
     sse_event_cb *on_event;
@@ -226,9 +231,14 @@ static int sse_parser_line(struct sse_parser *p, const char *s, size_t n)
         } else if (sse_field_is(name, namelen, "retry", 5)) {
             long v = 0;
             size_t i;
-            for (i = 0; i < vallen && val[i] >= '0' && val[i] <= '9'; i++)
-                if (v < 1000L * 1000 * 1000) /* clamp absurd values, keep digits-only rule */
-                    v = v * 10 + (val[i] - '0');
+            /* Saturates: any number of digits is still "all digits" (WHATWG)
+             * and must neither overflow nor reach the client as a wait of
+             * months; leading zeros keep v at 0 and cost nothing. */
+            for (i = 0; i < vallen && val[i] >= '0' && val[i] <= '9'; i++) {
+                v = v * 10 + (val[i] - '0');
+                if (v > SSE_MAX_RETRY_MS)
+                    v = SSE_MAX_RETRY_MS;
+            }
             if (vallen && i == vallen)
                 p->retry_ms = v;
         }

@@ -8,8 +8,8 @@
  * next are one line end); a leading UTF-8 BOM is skipped; comments are
  * ignored; `data` lines are joined with "\n"; one space after the colon is
  * stripped; unknown fields are ignored; `id` containing NUL is ignored;
- * `retry` is honoured when all digits; an empty data buffer dispatches
- * nothing.
+ * `retry` is honoured when all digits, any number of them, and clamped to
+ * SSE_MAX_RETRY_MS (24 h); an empty data buffer dispatches nothing.
  *
  * Caps: an event whose data grows past max_event, or that has a `data`,
  * `event` or `id` line longer than max_line, is skipped whole: on_error is
@@ -41,6 +41,10 @@ struct sse_event {
 
 #define SSE_MAX_NAME 4096 /* cap on an event type or id */
 
+/* Cap on `retry:` (24 h in ms): larger values, however many digits, read as
+ * this. A server asking for more than a day is broken, not patient. */
+#define SSE_MAX_RETRY_MS 86400000L
+
 enum sse_err {
     SSE_ERR_TOOBIG = 1, /* an event over a cap: skipped (one call per event) */
 };
@@ -69,7 +73,8 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t n);
  * event ID and retry, and expects a BOM again at the start. */
 void sse_parser_reset(struct sse_parser *p);
 
-/* The reconnection time the server asked for with `retry:`, or -1. */
+/* The reconnection time the server asked for with `retry:`, or -1 when it
+ * did not; 0 to SSE_MAX_RETRY_MS. */
 long sse_parser_retry_ms(const struct sse_parser *p);
 /* The last event ID ("" when none); borrowed until the next feed. */
 const char *sse_parser_last_id(const struct sse_parser *p);

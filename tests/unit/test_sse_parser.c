@@ -352,6 +352,39 @@ static void test_oversized_lines(void)
         check_inline(&cases[i]);
 }
 
+/* `retry` is all ASCII digits or ignored; the value saturates at 24 h so
+ * that no digit string overflows or reaches the client as an absurd wait. */
+static void test_retry_clamped(void)
+{
+    static const struct inline_case cases[] = {
+        {"retry_huge", 0, 0, "retry: 99999999999999999999\n\n", "", 86400000, NULL},
+        {"retry_over_long", 0, 0, "retry: 9223372036854775808\n\n", "", 86400000, NULL},
+        {"retry_over_uint32", 0, 0, "retry: 4294967296\n\n", "", 86400000, NULL},
+        {"retry_over_int32", 0, 0, "retry: 2147483648\n\n", "", 86400000, NULL},
+        {"retry_ten_digits", 0, 0, "retry: 9999999999\n\n", "", 86400000, NULL},
+        {"retry_at_limit", 0, 0, "retry: 86400000\n\n", "", 86400000, NULL},
+        {"retry_over_limit", 0, 0, "retry: 86400001\n\n", "", 86400000, NULL},
+        {"retry_under_limit", 0, 0, "retry: 86399999\n\n", "", 86399999, NULL},
+        {"retry_leading_zeros", 0, 0, "retry: 00000000000000000000000000001000\n\n", "", 1000,
+         NULL},
+        {"retry_zeros_at_limit", 0, 0, "retry: 0000000000000000000086400000\n\n", "", 86400000,
+         NULL},
+        {"retry_zero", 0, 0, "retry: 0\n\n", "", 0, NULL},
+        {"retry_huge_then_small", 0, 0, "retry: 99999999999999999999\ndata: a\n\nretry: 5\n\n",
+         "< message|a|\n", 5, NULL},
+        {"retry_huge_bogus_ignored", 0, 0, "retry: 7\n\nretry: 99999999999999999999x\n\n", "", 7,
+         NULL},
+        {"retry_non_digits", 0, 0,
+         "retry: 250\n\nretry: 12a\n\nretry: -5\n\nretry: +5\n\nretry: 1.5\n\nretry:  7\n\n"
+         "retry: 7 \n\nretry: 0x10\n\nretry: \xD9\xA1\n\n",
+         "", 250, NULL},
+        {"retry_empty", 0, 0, "retry: 250\n\nretry:\n\nretry: \n\nretry\n\n", "", 250, NULL},
+        {"retry_unset", 0, 0, "data: a\n\n", "< message|a|\n", -1, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_inline(&cases[i]);
+}
+
 static int stop_after_first(void *opaque, const struct sse_event *ev)
 {
     int *n = opaque;
@@ -448,5 +481,6 @@ int main(void)
     T_RUN(test_resync_after_huge_stream);
     T_RUN(test_default_caps);
     T_RUN(test_oversized_lines);
+    T_RUN(test_retry_clamped);
     return T_DONE();
 }
