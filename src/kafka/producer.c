@@ -207,6 +207,25 @@ out:
     return rc;
 }
 
+/* One metadata request for the topic: its partition count (> 0), 0 when
+ * the answer lists no partitions (yet), or -1 with *e set. librdkafka
+ * applies the answer to its own metadata cache too, which is what its
+ * partitioner uses for keyed messages (partition -1). */
+static int producer_metadata_partitions(struct producer *p, rd_kafka_topic_t *rkt, int timeout_ms,
+                                        rd_kafka_resp_err_t *e)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    int parts = -1;
+    *e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (!*e && md->topic_cnt == 1 && !md->topics[0].err)
+        parts = md->topics[0].partition_cnt;
+    else if (!*e && md->topic_cnt == 1)
+        *e = md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return parts;
+}
+
 int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms, char *errstr,
                           size_t errsz)
 {
@@ -220,17 +239,9 @@ int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms,
     }
     /* Just after creation the metadata may not list the partitions yet. */
     for (;;) {
-        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e;
         int64_t left = deadline - clock_mono_ms();
-        rd_kafka_resp_err_t e =
-            rd_kafka_metadata(p->rk, 0, rkt, &md, (int)(left > 1000 ? left : 1000));
-        int parts = -1;
-        if (!e && md->topic_cnt == 1 && !md->topics[0].err)
-            parts = md->topics[0].partition_cnt;
-        else if (!e && md->topic_cnt == 1)
-            e = md->topics[0].err;
-        if (md)
-            rd_kafka_metadata_destroy(md);
+        int parts = producer_metadata_partitions(p, rkt, (int)(left > 1000 ? left : 1000), &e);
         if (parts > 0)
             return parts;
         if (clock_mono_ms() >= deadline) {
@@ -240,6 +251,23 @@ int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms,
         }
         rd_kafka_poll(p->rk, 200);
     }
+}
+
+int producer_topic_partitions(struct producer *p, const char *topic, int timeout_ms, char *errstr,
+                              size_t errsz)
+{
+    rd_kafka_topic_t *rkt = producer_rkt(p, topic);
+    if (!rkt) {
+        snprintf(errstr, errsz, "%s: cannot make a topic handle", topic);
+        return -1;
+    }
+    /* One try, no retry loop: the caller keeps the count it had. */
+    rd_kafka_resp_err_t e;
+    int parts = producer_metadata_partitions(p, rkt, timeout_ms, &e);
+    if (parts > 0)
+        return parts;
+    snprintf(errstr, errsz, "%s: metadata: %s", topic, e ? rd_kafka_err2str(e) : "no partitions");
+    return -1;
 }
 
 int producer_send(struct producer *p, const char *topic, int32_t partition, const void *key,

@@ -9,7 +9,8 @@
  * and retry. Delivery reports reach the caller's callback from
  * producer_poll/producer_flush, with the opaque given to producer_send.
  * Topic creation (Admin API) and partition counts (metadata) block for at
- * most the given timeout; call them at start, not in the hot loop.
+ * most the given timeout; call them at start or on rare events (a reset),
+ * not in the hot loop.
  */
 #ifndef MBTA_PRODUCER_H
 #define MBTA_PRODUCER_H
@@ -46,6 +47,15 @@ void producer_destroy(struct producer *p);
  */
 int producer_topic_ensure(struct producer *p, const char *topic, int timeout_ms, char *errstr,
                           size_t errsz);
+
+/*
+ * The topic's partition count as the brokers tell it now (one metadata
+ * request, no retry: blocks at most about timeout_ms), or -1 with errstr.
+ * Partitions can be added while we run (kafka-topics --alter); the answer
+ * also refreshes librdkafka's own view, which places keyed messages.
+ */
+int producer_topic_partitions(struct producer *p, const char *topic, int timeout_ms, char *errstr,
+                              size_t errsz);
 
 struct producer_hdr {
     const char *name; /* name_len bytes (NUL not needed) */
