@@ -266,9 +266,14 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
 /* One event on its way to Kafka: its plan and `next`, the first message
  * not yet enqueued, so that it can stop on a full queue and go on later
  * exactly where it stopped. On the stack the plan borrows the event; in
- * the backlog the job owns copies (data, items). */
+ * the backlog the job owns copies (data, items). `partitions` is the
+ * topic's count when the event arrived: the plan's message count must not
+ * change under a half-sent job, so a reset waiting in the backlog keeps the
+ * markers it was planned with even when a later reset learns of more
+ * partitions (that later reset, behind it in the same backlog, marks them). */
 struct job {
     struct publisher_plan plan;
+    int partitions;
     char *data;               /* owned copy (backlog only) */
     struct jscan_span *items; /* owned copy (backlog only) */
     size_t next, good;        /* good: reset items sent as records */
@@ -279,7 +284,7 @@ struct publisher_stream {
     char *name, *topic;
     struct publisher *pub;
     struct sse_stream *src; /* borrowed; NULL: nothing to pause */
-    int partitions;
+    int partitions;         /* as of the last reset (or start) */
     int64_t generation;
     int have_reset, warned_no_reset;
     uint64_t seq;
@@ -311,8 +316,9 @@ static int64_t mono_ns(void)
 
 /* Not a designated initializer: that would zero the plan's buffers (about
  * 1.5 KB) once per event; the plan's own init sets what it uses. */
-static void job_init(struct job *j)
+static void job_init(struct job *j, int partitions)
 {
+    j->partitions = partitions;
     j->data = NULL;
     j->items = NULL;
     j->next = j->good = 0;
@@ -393,9 +399,9 @@ static int send_msg(struct publisher_stream *s, const struct job *j, const struc
 static int job_run(struct publisher_stream *s, struct job *j)
 {
     struct publisher_msg m;
-    size_t n = publisher_plan_count(&j->plan, s->partitions);
+    size_t n = publisher_plan_count(&j->plan, j->partitions);
     while (j->next < n) {
-        publisher_plan_msg(&j->plan, s->partitions, j->next, j->good, &m);
+        publisher_plan_msg(&j->plan, j->partitions, j->next, j->good, &m);
         if (send_msg(s, j, &m) != PRODUCER_OK)
             return PRODUCER_FULL;
         if (m.dead) {
@@ -407,7 +413,7 @@ static int job_run(struct publisher_stream *s, struct job *j)
     }
     if (j->plan.kind == PUBLISHER_RESET)
         log_info("%s: reset seq %s: %zu items, generation %" PRId64 ", %d markers", s->name,
-                 j->plan.seq_s, j->good, j->plan.generation, s->partitions);
+                 j->plan.seq_s, j->good, j->plan.generation, j->partitions);
     return PRODUCER_OK;
 }
 
@@ -473,6 +479,39 @@ static int stream_take(struct publisher_stream *s)
     return 1;
 }
 
+/*
+ * Partitions can be added to the topic while we run (kafka-topics --alter):
+ * the markers of a reset must reach every partition, the new ones too, or
+ * the consumer never sweeps them. So each reset asks the brokers for the
+ * count before its markers are planned; resets are rare (one per
+ * connection), so a metadata round trip each is cheap. The same answer
+ * updates librdkafka's metadata cache, hence its partitioner spreads keyed
+ * messages over the new partitions from this reset on too, before the
+ * markers. When the brokers do not answer within the timeout (down,
+ * restarting) the old count stays: its partitions still get their markers,
+ * and the next reset asks again. It blocks the loop at most that long.
+ */
+static void stream_refresh_partitions(struct publisher_stream *s)
+{
+    char err[512];
+    int n =
+        producer_topic_partitions(s->pub->prod, s->topic, PUBLISHER_REFRESH_MS, err, sizeof(err));
+    if (n < 0) {
+        log_warn("%s: partition count not refreshed (keeping %d): %s", s->name, s->partitions, err);
+        return;
+    }
+    if (n < s->partitions) {
+        /* Kafka never removes partitions: a broker with stale metadata. */
+        log_warn("%s: %s: metadata shows %d partitions, fewer than %d: keeping %d", s->name,
+                 s->topic, n, s->partitions, s->partitions);
+        return;
+    }
+    if (n != s->partitions) {
+        log_info("%s: %s: now %d partitions (was %d)", s->name, s->topic, n, s->partitions);
+        s->partitions = n;
+    }
+}
+
 /* Logs an ignored event name once per stream (the first 8 names). */
 static void stream_ignored(struct publisher_stream *s, const char *type, size_t type_len)
 {
@@ -506,10 +545,12 @@ void publisher_stream_event(struct publisher_stream *s, const char *type, size_t
                  kind_names[kind], s->generation);
     }
     struct job j;
-    job_init(&j);
     if (publisher_plan_init(&j.plan, kind, s->name, data, len, received_ns, s->seq, &s->generation,
-                            &pub->spans, &pub->spans_cap) == PUBLISHER_RESET)
+                            &pub->spans, &pub->spans_cap) == PUBLISHER_RESET) {
         s->have_reset = 1;
+        stream_refresh_partitions(s); /* before its markers are planned */
+    }
+    job_init(&j, s->partitions);
     stream_submit(s, &j);
 }
 
@@ -518,7 +559,7 @@ void publisher_stream_skipped(struct publisher_stream *s, const char *reason, in
     if (!stream_take(s))
         return;
     struct job j;
-    job_init(&j);
+    job_init(&j, s->partitions);
     publisher_plan_skipped(&j.plan, s->name, reason, received_ns, s->seq, s->generation);
     stream_submit(s, &j);
 }
@@ -692,7 +733,7 @@ uint64_t publisher_undelivered(const struct publisher *pub)
         uint64_t done = st->delivered + st->failed;
         n += (st->produced > done ? st->produced - done : 0) + st->failed;
         for (const struct job *j = s->bl_head; j; j = j->link)
-            n += publisher_plan_count(&j->plan, s->partitions) - j->next;
+            n += publisher_plan_count(&j->plan, j->partitions) - j->next;
     }
     return n;
 }

@@ -16,7 +16,10 @@
  *    messages, counts, logs bad events once with context, and on a full
  *    queue keeps the event in the stream's backlog and pauses the stream's
  *    SSE source (borrowed) until delivery reports have drained the backlog.
- *    Nothing is dropped and nothing blocks.
+ *    Nothing is dropped and nothing blocks on the queue. Each reset reads
+ *    the topic's partition count again (a metadata request, at most
+ *    PUBLISHER_REFRESH_MS), so that partitions added while we run get
+ *    their markers too.
  *
  * It does not parse SSE, open connections, parse options or print stats
  * lines: the entry point (src/cmd/cmd_produce.c) does, from the counters.
@@ -123,6 +126,10 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
 
 /* ---- the publisher (I/O) ---- */
 
+/* How long a reset waits for the topic's partition count (then keeps the
+ * count it had): the loop is blocked meanwhile. */
+#define PUBLISHER_REFRESH_MS 2000
+
 struct publisher;
 struct publisher_stream;
 
@@ -143,8 +150,8 @@ void publisher_destroy(struct publisher *pub);
 /*
  * Adds a stream: name (the `stream` header) into topic, which is created
  * when missing and whose partition count is read (blocks at most
- * timeout_ms). Both strings are copied. Returns the stream (owned by pub),
- * or NULL with errstr.
+ * timeout_ms); every reset reads the count again. Both strings are
+ * copied. Returns the stream (owned by pub), or NULL with errstr.
  */
 struct publisher_stream *publisher_stream_add(struct publisher *pub, const char *name,
                                               const char *topic, int timeout_ms, char *errstr,
@@ -152,6 +159,7 @@ struct publisher_stream *publisher_stream_add(struct publisher *pub, const char 
 /* Creates the dead-letter topic when there is one. Returns 0, or -1 with
  * errstr. */
 int publisher_dead_letter_ensure(struct publisher *pub, int timeout_ms, char *errstr, size_t errsz);
+/* The topic's partition count as of the last reset (or the start). */
 int publisher_stream_partitions(const struct publisher_stream *ps);
 const char *publisher_stream_name(const struct publisher_stream *ps);
 
