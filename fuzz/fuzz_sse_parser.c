@@ -3,7 +3,10 @@
  * bounds on any input, and must give the same events whatever the chunking
  * (the property the unit tests check on fixtures, here on any bytes): the
  * input is fed whole, in chunks whose sizes come from the input, and one byte
- * at a time, and the three logs must be identical.
+ * at a time, and the three logs must be identical. With small caps, a
+ * comment, unknown-field or `retry` line over max_line put in front of the
+ * stream must change nothing either (such a line once cost the event after
+ * it), and the retry read back is always -1 or within SSE_MAX_RETRY_MS.
  *
  * Input layout: byte 0 picks the caps (small caps exercise the skip and
  * resync paths), byte 1 seeds the chunk sizes, the rest is the stream.
@@ -53,8 +56,35 @@ static void fz_run(const struct sse_parser_conf *conf, const uint8_t *d, size_t 
         sse_parser_feed(p, (const char *)d + at, len);
         at += len;
     }
-    buf_printf(log, "R%ld I%s", sse_parser_retry_ms(p), sse_parser_last_id(p));
+    long retry = sse_parser_retry_ms(p);
+    if (retry < -1 || retry > SSE_MAX_RETRY_MS)
+        abort();
+    buf_printf(log, "R%ld I%s", retry, sse_parser_last_id(p));
     sse_parser_destroy(p);
+}
+
+/* The stream with one line over max_line in front that no event depends on:
+ * after a leading BOM, which must stay first to be skipped. Caller frees. */
+static uint8_t *fz_prefix_ignorable(const struct sse_parser_conf *conf, const uint8_t *d, size_t n,
+                                    uint8_t seed, size_t *outn)
+{
+    static const char *const starts[] = {":", "x", "retry:"};
+    const char *start = starts[seed % 3];
+    size_t sl = strlen(start);
+    size_t len = conf->max_line + 1 + (seed >> 2) % 8; /* always over the cap */
+    size_t bom = n >= 3 && !memcmp(d, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    if (len < sl)
+        len = sl;
+    uint8_t *t = malloc(n + len + 1);
+    if (!t)
+        abort();
+    memcpy(t, d, bom);
+    memcpy(t + bom, start, sl);
+    memset(t + bom + sl, start[0] == 'r' ? '9' : 'x', len - sl);
+    t[bom + len] = '\n';
+    memcpy(t + bom + len + 1, d + bom, n - bom);
+    *outn = n + len + 1;
+    return t;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -80,6 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (a.len != c.len || memcmp(a.data, c.data, a.len) != 0)
         abort();
+    if (conf.max_line) {
+        size_t tn;
+        uint8_t *t = fz_prefix_ignorable(&conf, data + 2, size - 2, data[1], &tn);
+        buf_reset(&b);
+        fz_run(&conf, t, tn, 1, data[1], &b);
+        free(t);
+        if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
+            abort();
+    }
     buf_fini(&a);
     buf_fini(&b);
     buf_fini(&c);
