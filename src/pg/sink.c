@@ -520,8 +520,12 @@ static int pipe_send(struct pg_sink *s, struct pipe *p, int kind, const char *sq
 
 /* ---- the hash of (type, id) -> item index ------------------------------ */
 
+/* The type is its descriptor and its name: every type without a table of
+ * its own shares the generic descriptor, so "facility:x1" and "parking:x1"
+ * differ only by name. */
 struct hent {
     const void *t;
+    const char *tname;
     const char *id;
     size_t val;
 };
@@ -531,25 +535,30 @@ struct hmap {
     size_t cap, n;
 };
 
-static uint64_t hash(const void *t, const char *id)
+static uint64_t hash(const void *t, const char *tname, const char *id)
 {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)t;
+    for (; *tname; tname++)
+        h = (h ^ (unsigned char)*tname) * 1099511628211ull;
+    h = (h ^ ':') * 1099511628211ull;
     for (; *id; id++)
         h = (h ^ (unsigned char)*id) * 1099511628211ull;
     return h;
 }
 
-static struct hent *hmap_slot(struct hmap *m, const void *t, const char *id)
+static struct hent *hmap_slot(struct hmap *m, const void *t, const char *tname, const char *id)
 {
-    size_t i = hash(t, id) & (m->cap - 1);
-    while (m->e[i].id && (m->e[i].t != t || strcmp(m->e[i].id, id)))
+    size_t i = hash(t, tname, id) & (m->cap - 1);
+    while (m->e[i].id &&
+           (m->e[i].t != t || strcmp(m->e[i].id, id) || strcmp(m->e[i].tname, tname)))
         i = (i + 1) & (m->cap - 1);
     return &m->e[i];
 }
 
-/* Returns the slot for (t, id), inserting it with val when absent; *found
- * says which. NULL when out of memory. */
-static struct hent *hmap_put(struct hmap *m, const void *t, const char *id, size_t val, int *found)
+/* Returns the slot for (t, tname, id), inserting it with val when absent;
+ * *found says which. NULL when out of memory. */
+static struct hent *hmap_put(struct hmap *m, const void *t, const char *tname, const char *id,
+                             size_t val, int *found)
 {
     if ((m->n + 1) * 2 > m->cap) {
         size_t ncap = m->cap ? m->cap * 2 : 64;
@@ -558,16 +567,17 @@ static struct hent *hmap_put(struct hmap *m, const void *t, const char *id, size
             return NULL;
         for (size_t i = 0; i < m->cap; i++)
             if (m->e[i].id) {
-                *hmap_slot(&nm, m->e[i].t, m->e[i].id) = m->e[i];
+                *hmap_slot(&nm, m->e[i].t, m->e[i].tname, m->e[i].id) = m->e[i];
                 nm.n++;
             }
         free(m->e);
         *m = nm;
     }
-    struct hent *e = hmap_slot(m, t, id);
+    struct hent *e = hmap_slot(m, t, tname, id);
     *found = e->id != NULL;
     if (!e->id) {
         e->t = t;
+        e->tname = tname;
         e->id = id;
         e->val = val;
         m->n++;
@@ -839,7 +849,7 @@ static int prev_apply(const PGresult *r, int k, struct hmap *map, struct prev **
         p->has_gen = !PQgetisnull(r, i, c + 3);
         p->gen = strtoll(PQgetvalue(r, i, c + 3), NULL, 10);
         int found;
-        if (!hmap_put(map, t, PQgetvalue(r, i, 0), *nprev, &found))
+        if (!hmap_put(map, t, t->type, PQgetvalue(r, i, 0), *nprev, &found))
             return SINK_FATAL;
         (*nprev)++;
     }
@@ -869,7 +879,7 @@ static int run_enrichment(struct pg_sink *s, struct item *items, size_t n, struc
             continue;
         int found;
         memset(&(*prevs)[*nprev], 0, sizeof((*prevs)[*nprev]));
-        struct hent *e = hmap_put(map, it->type, item_id(it), *nprev, &found);
+        struct hent *e = hmap_put(map, it->type, item_type(it), item_id(it), *nprev, &found);
         if (!e)
             return -1;
         if (!found)
@@ -1258,7 +1268,7 @@ static int offsets_send(struct pg_sink *s, struct pipe *p, const struct item *it
         int found;
         snprintf(pk, sizeof(pk), "%d", (int)items[i].m->partition);
         keys[nkeys] = strdup(pk);
-        if (!keys[nkeys] || !hmap_put(&seen, items[i].m->topic, keys[nkeys], 0, &found))
+        if (!keys[nkeys] || !hmap_put(&seen, items[i].m->topic, "", keys[nkeys], 0, &found))
             goto out;
         if (found) {
             free(keys[nkeys]);
@@ -1458,7 +1468,7 @@ static int write_tx(struct pg_sink *s, const struct sink_msg *msgs, size_t n,
         struct item *it = i < n ? &items[i] : NULL;
         if (it && (it->kind == IT_RES || it->kind == IT_REMOVE)) {
             int found;
-            struct hent *e = hmap_put(&pmap, it->type, item_id(it), i, &found);
+            struct hent *e = hmap_put(&pmap, it->type, item_type(it), item_id(it), i, &found);
             if (!e) {
                 rc = SINK_FATAL;
                 goto out;

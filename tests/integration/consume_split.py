@@ -10,9 +10,10 @@ columns are all in range; unknown attributes are only kept in `raw`), but
 PostgreSQL's jsonb stores numbers as `numeric`, which refuses it: "value
 overflows numeric format" (22003), so the COPY of the history rows fails.
 
-With kcat, into a topic of 3 partitions: 200 good messages (12 vehicles and
-3 resources of an unknown type, each entity on one partition, many events
-each) and 4 bad ones: the first message of partition 0, two adjacent ones
+With kcat, into a topic of 3 partitions: 200 good messages (9 vehicles and
+6 resources of two types we have no table for, each facility with the id of
+a parking, so that the generic current table must tell them apart by type;
+each entity on one partition, many events each) and 4 bad ones: the first message of partition 0, two adjacent ones
 (a vehicle and an unknown type) in the middle of partition 1, and the last
 message of partition 2, which is also the last event of its vehicle.
 
@@ -31,6 +32,8 @@ message of partition 2, which is also the last event of its vehicle.
                     first half committed)
   restart           consume again: nothing read again (final stats:
                     messages 0, skipped 0), no row and no dead letter added
+  same_id_two_types facility:x1 and parking:x1 in one batch: both current
+                    rows (the generic table's entity is type + id)
 
 Schemas, topic and groups are named per run, and dropped or deleted at
 the end (the Kafka ones with a few requests of the Kafka protocol: kcat
@@ -88,21 +91,25 @@ def sql_json(q):
 
 
 def entities():
-    """(type, id, partition): 12 vehicles and 3 of a type we have no table
-    for, 5 per partition."""
+    """(type, id, partition): 9 vehicles and 6 of two types we have no table
+    for, 5 per partition. Each facility shares its id with a parking: the
+    generic table's entity is (type, id), not id alone."""
     out = []
     for i in range(15):
-        typ = "facility" if i % 5 == 4 else "vehicle"
-        out.append((typ, "%s%d" % ("sf" if typ == "facility" else "sv", i), i % PARTS))
+        if i % 5 >= 3:
+            typ = "facility" if i % 5 == 4 else "parking"
+            out.append((typ, "sx%d" % (i // 5), i % PARTS))
+        else:
+            out.append(("vehicle", "sv%d" % i, i % PARTS))
     return out
 
 
 def value(typ, eid, n, bad=False):
     """One resource as the MBTA would send it; n makes every event unique."""
     extra = ',"odometer":%s' % BAD if bad else ""
-    if typ == "facility":
-        return ('{"type":"facility","id":"%s","attributes":{"name":"F%d","n":%d%s}}'
-                % (eid, n, n, extra))
+    if typ != "vehicle":
+        return ('{"type":"%s","id":"%s","attributes":{"name":"F%d","n":%d%s}}'
+                % (typ, eid, n, n, extra))
     mm, ss = divmod(n, 60)
     return ('{"type":"vehicle","id":"%s","attributes":{"latitude":%.4f,"longitude":-71.06,'
             '"updated_at":"2026-12-04T14:%02d:%02d-05:00","current_status":"IN_TRANSIT_TO",'
@@ -332,6 +339,43 @@ def history_dump(schema):
     return out
 
 
+def same_id_two_types(tmp):
+    """Two resources of types we have no table for, with one id, in one
+    batch: the generic current table keeps both (its entity is type + id)."""
+    topic = TOPIC + ".same-id"
+    schema = "split_same_id_%s" % RUN
+    schemas.append(schema)
+    group = "g-split-same-id-%s" % RUN
+    groups.append(group)
+    data = ('facility:x1\t{"type":"facility","id":"x1","attributes":{"a":1}}\n'
+            'parking:x1\t{"type":"parking","id":"x1","attributes":{"a":2}}\n').encode()
+    r = subprocess.run(["kcat", "-P", "-b", BROKERS, "-t", topic, "-p", "0", "-K", "\t",
+                        "-H", "event=add", "-H", "stream=s", "-H", "generation=1",
+                        "-H", "received-at=%d" % time.time_ns(), "-H", "seq=1"],
+                       input=data, capture_output=True, timeout=60 * TM)
+    if r.returncode != 0:
+        raise RuntimeError("kcat -P: %s" % r.stderr.decode()[-300:])
+    log = os.path.join(tmp, schema + ".log")
+    with open(log, "a") as f:
+        rc = subprocess.run(
+            [BIN, "consume", "-b", BROKERS, "--pg", DB, "--topics", topic,
+             "--dead-letter-topic", DLQ, "--schema", schema, "--group", group,
+             "--exit-at-eof", "--stats-interval", "0"],
+            stdout=subprocess.DEVNULL, stderr=f, timeout=40 * TM).returncode
+    try:
+        if rc != 0:
+            ko("same_id_two_types", "consume exited %s (log %s)" % (rc, log))
+            return
+        got = sql("SELECT string_agg(type || ':' || id || '=' || (raw->'attributes'->>'a'), ' '"
+                  " ORDER BY type) FROM %s.resources" % schema)
+        if got != "facility:x1=1 parking:x1=2":
+            ko("same_id_two_types", "current rows %r, want facility:x1=1 parking:x1=2" % got)
+        else:
+            ok("same_id_two_types")
+    finally:
+        kafka_call(20, 1, struct.pack(">i", 1) + kstr(topic) + struct.pack(">i", int(30000 * TM)))
+
+
 def main():
     if not BROKERS or not DB:
         print("FAIL consume_split: KAFKA_BROKERS and DATABASE_URL are required")
@@ -407,6 +451,7 @@ def main():
                     ko("restart", why)
                 else:
                     ok("restart")
+        same_id_two_types(tmp)
     except Exception as e:  # noqa: BLE001 (one verdict)
         ko("consume_split", "%s: %s (logs in %s)" % (type(e).__name__, e, tmp))
     finally:
