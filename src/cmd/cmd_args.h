@@ -53,7 +53,7 @@ struct cmd_args_stream {
     {"healthy", 0, OPT_INT, NULL, "60000", 1, 86400000, "MS",                                    \
      "connected this long resets the backoff", &(s)->healthy, 0},                                \
     {"retry-after-cap", 0, OPT_INT, NULL, "300000", 1, 86400000, "MS",                           \
-     "longest wait a 429 may ask for", &(s)->retry_after_cap, 0}
+     "longest wait a 429 or an SSE retry: may ask for", &(s)->retry_after_cap, 0}
 #define CMD_ARGS_CAPS_OPTS(s)                                                                    \
     {"max-line", 0, OPT_INT, NULL, "16777216", 16, 1e10, "BYTES", "longest SSE line",            \
      &(s)->max_line, 0},                                                                         \

@@ -593,6 +593,8 @@ static void sse_stream_ended(struct sse_stream *s, CURLcode result, const char *
         int64_t base = s->backoff_base_ms;
         long retry = sse_parser_retry_ms(s->parser);
         delay = clock_backoff_ms(s->attempt, base, s->backoff_cap_ms, &s->c->rnd);
+        if (retry > s->retry_after_cap_ms)
+            retry = s->retry_after_cap_ms; /* the parser allows up to 24 h */
         if (retry >= 0 && delay < retry)
             delay = retry; /* the server's `retry:` is a floor */
         if (s->attempt < 30)

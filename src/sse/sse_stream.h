@@ -51,7 +51,7 @@ struct sse_stream_conf {
     long healthy_ms;            /* connected this long resets the backoff (default 60000) */
     size_t max_line, max_event; /* parser caps (0: defaults) */
     int verbose;                /* libcurl verbose to the log, key masked */
-    long retry_after_cap_ms;    /* longest wait a 429 may ask for (default 300000) */
+    long retry_after_cap_ms;    /* longest wait a 429 or `retry:` may ask for (default 300000) */
 };
 
 struct sse_stream_cbs {

@@ -348,6 +348,28 @@ def case_rate_limited_429_retry_after():
     check("429" in err, "the 429 is logged", rc, out, err)
 
 
+def case_retry_field_capped():
+    # `retry: 86400000` (24 h, the most the parser keeps) then a clean close:
+    # the reconnection waits --retry-after-cap (800 ms), not a day.
+    path = "/retryfield"
+
+    def script(h, n):
+        h.start_sse()
+        if n == 0:
+            h.chunk('retry: 86400000\n\nevent: reset\ndata: []\n\n')
+            h.end_chunks()
+        else:
+            h.chunk('event: reset\ndata: [1]\n\n')
+            h.hold()
+    SCRIPTS[path] = script
+    rc, out, err = tail(path, "--retry-after-cap", "800", count=2)
+    check(rc == 0 and lines(out) == [ev("reset", "[]"), ev("reset", "[1]")],
+          "reconnects after the capped wait", rc, out, err)
+    gap = REQUESTS[path][1][0] - REQUESTS[path][0][0]
+    check(gap >= 0.75, "waited the cap, a floor like retry: (gap %.2fs)" % gap)
+    check(gap < 3 * TM, "did not wait for the server's 24 h (gap %.2fs)" % gap)
+
+
 def case_rate_limited_429_ratelimit_reset():
     path = "/ratelimit-reset"
 
