@@ -24,6 +24,17 @@
 #     design's "on one core" is this number.
 # Each of RUNS runs uses fresh topics; the medians decide the ratios.
 #
+# Two ways, each run, one after the other (ONE_CORE=0 skips the second):
+#   - free: every process where the scheduler puts it, sharing the cores
+#     with the broker and serve (on 2 cores, serve's CPU is taken from
+#     produce's, and kcat has no source process to feed);
+#   - one core, the condition DESIGN.md states ("at least kcat's
+#     throughput on the same messages, on one core"): produce and kcat
+#     each pinned to CPU 0 (taskset, all their threads), serve and, when
+#     its pid file is found under MBTA_STATE_DIR, the Kafka broker pinned
+#     to the other CPUs (its affinity is given back at the end). Then each
+#     client's throughput is what its own CPU time per message allows.
+#
 # What it showed on the shared 2-core test machine (Dec 2026, 200,000
 # vehicle events of ~820 bytes, 3 partitions): produce 150,000-340,000
 # msgs/s, kcat 170,000-440,000; CPU per million messages produce ~3.9-4.9 s,
@@ -52,8 +63,17 @@ esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench_produce.XXXXXX")
 own=
 pids=
+jvm=
+ONE_CORE=${ONE_CORE:-1}
+ncpu=$(nproc 2>/dev/null || echo 1)
+if [ "$ONE_CORE" = 1 ] && { [ "$ncpu" -lt 2 ] || ! command -v taskset >/dev/null 2>&1; }; then
+	echo "bench_produce: one core: needs 2 CPUs and taskset; skipped" >&2
+	ONE_CORE=0
+fi
+rest=1-$((ncpu - 1)) # the CPUs other than 0
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
+	[ -n "$jvm" ] && taskset -a -p -c "0-$((ncpu - 1))" "$jvm" >/dev/null 2>&1
 	[ -n "$own" ] && MBTA_STATE_DIR=$tmp/services sh scripts/services down --clean >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -62,11 +82,21 @@ trap 'exit 130' INT TERM
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
 	own=1
+	MBTA_STATE_DIR=$tmp/services
 	eval "$(MBTA_STATE_DIR=$tmp/services sh scripts/services up 2>"$tmp/services.log")" || {
 		echo "bench_produce: services up failed: $(tail -n 1 "$tmp/services.log")" >&2
 		exit 1
 	}
 fi
+# The broker's pid (scripts/services keeps it in its state directory): to
+# keep it off CPU 0 in the one-core runs.
+sdir=${MBTA_STATE_DIR:-.state/services}
+if [ "$ONE_CORE" = 1 ] && [ -s "$sdir/kafka/pid" ]; then
+	p=$(cat "$sdir/kafka/pid")
+	kill -0 "$p" 2>/dev/null && jvm=$p
+fi
+[ "$ONE_CORE" = 1 ] && [ -z "$jvm" ] &&
+	echo "bench_produce: one core: the broker's pid is not under $sdir: it is not pinned" >&2
 
 # Runs a command; prints "wall_s cpu_s" of it (CPU of the process and its
 # threads, microsecond resolution) on fd 3.
@@ -134,19 +164,31 @@ props="-X enable.idempotence=true -X acks=all -X message.timeout.ms=0 -X compres
  -X partitioner=murmur2_random -X linger.ms=5 ${PRODUCE_EXTRA:-}"
 
 run=$$_$(date +%s)
-r=0
-: >"$tmp/results"
-while [ $r -lt "$RUNS" ]; do
-	r=$((r + 1))
-	topic=bench.produce.$run.$r
-	ktopic=bench.kcat.$run.$r
+
+# one_run MODE R: produce then kcat on the same messages, MODE free or
+# onecore; appends "p_msgs p_bytes p_ms p_cpu k_msgs k_wall k1_wall k_cpu
+# n_events" to $tmp/results.MODE.
+one_run() {
+	mode=$1
+	r=$2
+	topic=bench.produce.$run.$mode.$r
+	ktopic=bench.kcat.$run.$mode.$r
+	pin0=
+	pin1=
+	if [ "$mode" = onecore ]; then
+		pin0="taskset -c 0"
+		pin1="taskset -c $rest"
+		[ -n "$jvm" ] && taskset -a -p -c "$rest" "$jvm" >/dev/null 2>&1
+	elif [ -n "$jvm" ]; then
+		taskset -a -p -c "0-$((ncpu - 1))" "$jvm" >/dev/null 2>&1
+	fi
 	rm -f "$tmp/replay.out" # not the last run's URL
-	"$BIN" serve --port 0 --replay "$tmp/rec" --speed 1e6 >"$tmp/replay.out" 2>"$tmp/replay.log" &
+	$pin1 "$BIN" serve --port 0 --replay "$tmp/rec" --speed 1e6 >"$tmp/replay.out" 2>"$tmp/replay.log" &
 	spid=$!
 	pids="$spid"
 	url=$(wait_url "$tmp/replay.out")
 	# shellcheck disable=SC2086
-	timed timeout 300 "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
+	timed timeout 300 $pin0 "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
 		--max-events "$n_events" --stream "$STREAM=$path@$topic" ${PRODUCE_EXTRA:-} \
 		>/dev/null 2>"$tmp/produce.log" 3>"$tmp/produce.time"
 	prc=$?
@@ -157,7 +199,7 @@ while [ $r -lt "$RUNS" ]; do
 	if [ $prc -ne 0 ] || [ -z "$tl" ]; then
 		echo "bench_produce: produce exited $prc:" >&2
 		tail -n 5 "$tmp/produce.log" >&2
-		exit 1
+		return 1
 	fi
 	get() { echo "$tl" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 	p_msgs=$(get delivered)
@@ -181,38 +223,57 @@ while [ $r -lt "$RUNS" ]; do
 	head -n 1 "$tmp/msgs" >"$tmp/one"
 	hdrs="-H event=update -H stream=$STREAM -H generation=1772456400123456789 -H received-at=1772456400123456789 -H seq=123456"
 	# shellcheck disable=SC2086
-	timed kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/one" 3>"$tmp/kcat1.time"
+	timed $pin0 kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/one" 3>"$tmp/kcat1.time"
 	# shellcheck disable=SC2086
-	timed timeout 300 kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/msgs" 3>"$tmp/kcat.time"
+	timed timeout 300 $pin0 kcat -b "$KAFKA_BROKERS" -P -t "$ktopic" -K '\t' -Z -l $hdrs $props "$tmp/msgs" 3>"$tmp/kcat.time"
 	k_wall=$(cut -d' ' -f1 "$tmp/kcat.time")
 	k_cpu=$(cut -d' ' -f2 "$tmp/kcat.time")
 	k1_wall=$(cut -d' ' -f1 "$tmp/kcat1.time")
-	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events" >>"$tmp/results"
-	awk -v r="$r" '{
+	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events" >>"$tmp/results.$mode"
+	awk -v r="$r" -v m="$mode" '{
 		ps = $3 / 1000; ks = $6 - $7; if (ks <= 0) ks = $6
-		printf "run %d: produce %d msgs %.3f s %.0f msgs/s %.1f MB/s cpu %.3f s (%.2f s/M) | kcat %d msgs %.3f s (-%.3f startup) %.0f msgs/s cpu %.3f s (%.2f s/M)\n",
-			r, $1, ps, $1 / ps, $2 / ps / 1e6, $4, $4 / $1 * 1e6, $5, $6, $7, $5 / ks, $8, $8 / $5 * 1e6
-	}' "$tmp/results" | tail -n 1
-	kcat -b "$KAFKA_BROKERS" -C -t "$ktopic" -e -q -f '%k\n' -c 1 >/dev/null 2>&1
-done
+		printf "run %d (%s): produce %d msgs %.3f s %.0f msgs/s %.1f MB/s cpu %.3f s (%.2f s/M) | kcat %d msgs %.3f s (-%.3f startup) %.0f msgs/s cpu %.3f s (%.2f s/M)\n",
+			r, m, $1, ps, $1 / ps, $2 / ps / 1e6, $4, $4 / $1 * 1e6, $5, $6, $7, $5 / ks, $8, $8 / $5 * 1e6
+	}' "$tmp/results.$mode" | tail -n 1
+}
 
-# Medians over the runs.
-sort -n -k3 "$tmp/results" | awk -v n="$RUNS" '{ ps[NR] = $3 / 1000; pc[NR] = $4 / $1; m = $1; b = $2; ev = $9 }
-END {
-	i = int((n + 1) / 2); p = ps[i]
-	printf "produce (median of %d): %d events, %d msgs in %.3f s: %.0f events/s, %.0f msgs/s, %.2f MB/s\n", n, ev, m, p, ev / p, m / p, b / p / 1e6
-}'
-awk '{ print ($6 - $7 > 0 ? $6 - $7 : $6), $8 / $5, $5, $6 }' "$tmp/results" | sort -n | awk -v n="$RUNS" -v b="$(tail -n 1 "$tmp/results" | cut -d' ' -f2)" '
-{ ks[NR] = $1; kw[NR] = $4; m = $3 } END {
-	i = int((n + 1) / 2)
-	printf "kcat -P (median): %d msgs in %.3f s (%.3f s with startup): %.0f msgs/s, %.2f MB/s\n", m, ks[i], kw[i], m / ks[i], b / ks[i] / 1e6
-}'
-awk -v n="$RUNS" '{ pt[NR] = $1 / ($3 / 1000); kt[NR] = $5 / (($6 - $7 > 0) ? $6 - $7 : $6)
-	pc[NR] = $4 / $1 * 1e6; kc[NR] = $8 / $5 * 1e6 }
-function med(a, k, i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
-END {
-	p = med(pt, n); k = med(kt, n); c1 = med(pc, n); c2 = med(kc, n)
-	printf "CPU per million messages (median): produce %.2f s, kcat %.2f s\n", c1, c2
-	printf "ratio throughput (produce msgs/s / kcat msgs/s): %.2f\n", p / k
-	printf "ratio CPU per message (kcat / produce, >= 1 means produce is cheaper): %.2f\n", c2 / c1
-}' "$tmp/results"
+modes=free
+[ "$ONE_CORE" = 1 ] && modes="free onecore"
+for mode in $modes; do : >"$tmp/results.$mode"; done
+r=0
+while [ $r -lt "$RUNS" ]; do
+	r=$((r + 1))
+	for mode in $modes; do
+		one_run "$mode" "$r" || exit 1
+	done
+done
+[ -n "$jvm" ] && taskset -a -p -c "0-$((ncpu - 1))" "$jvm" >/dev/null 2>&1
+
+# Medians over the runs, per mode. The free mode's lines keep the wording
+# bench/run reads; the one-core lines say "on one core".
+summary() {
+	res=$1
+	sfx=$2
+	sort -n -k3 "$res" | awk -v n="$RUNS" -v sfx="$sfx" '{ ps[NR] = $3 / 1000; pc[NR] = $4 / $1; m = $1; b = $2; ev = $9 }
+	END {
+		i = int((n + 1) / 2); p = ps[i]
+		printf "produce%s (median of %d): %d events, %d msgs in %.3f s: %.0f events/s, %.0f msgs/s, %.2f MB/s\n", sfx, n, ev, m, p, ev / p, m / p, b / p / 1e6
+	}'
+	awk '{ print ($6 - $7 > 0 ? $6 - $7 : $6), $8 / $5, $5, $6 }' "$res" | sort -n | awk -v n="$RUNS" -v sfx="$sfx" -v b="$(tail -n 1 "$res" | cut -d' ' -f2)" '
+	{ ks[NR] = $1; kw[NR] = $4; m = $3 } END {
+		i = int((n + 1) / 2)
+		printf "kcat -P%s (median): %d msgs in %.3f s (%.3f s with startup): %.0f msgs/s, %.2f MB/s\n", sfx, m, ks[i], kw[i], m / ks[i], b / ks[i] / 1e6
+	}'
+	awk -v n="$RUNS" -v sfx="$sfx" '{ pt[NR] = $1 / ($3 / 1000); kt[NR] = $5 / (($6 - $7 > 0) ? $6 - $7 : $6)
+		pc[NR] = $4 / $1 * 1e6; kc[NR] = $8 / $5 * 1e6 }
+	function med(a, k, i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
+	END {
+		p = med(pt, n); k = med(kt, n); c1 = med(pc, n); c2 = med(kc, n)
+		printf "CPU per million messages%s (median): produce %.2f s, kcat %.2f s\n", sfx, c1, c2
+		printf "ratio throughput%s (produce msgs/s / kcat msgs/s): %.2f\n", sfx, p / k
+		printf "ratio CPU per message%s (kcat / produce, >= 1 means produce is cheaper): %.2f\n", sfx, c2 / c1
+	}' "$res"
+}
+summary "$tmp/results.free" ""
+[ "$ONE_CORE" = 1 ] && summary "$tmp/results.onecore" " on one core"
+exit 0
