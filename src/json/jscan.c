@@ -3,13 +3,17 @@
  * no recursion, so hostile nesting cannot blow the C stack) used three ways:
  * validate, split a top-level array, pick top-level string members.
  */
-#include "json/jscan.h"
+#include "json/jscan_int.h"
 
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SSE2__) && !defined(JSCAN_PORTABLE)
+#include <emmintrin.h>
+#endif
 
 struct sc {
     const unsigned char *p;
@@ -438,7 +442,7 @@ static int sc_end(struct sc *s)
     return 0;
 }
 
-int jscan_validate(const char *buf, size_t n, int max_depth, char *errstr, size_t errsz)
+int jscan_validate_scalar(const char *buf, size_t n, int max_depth, char *errstr, size_t errsz)
 {
     struct sc s;
     sc_init(&s, buf, n, max_depth, errstr, errsz);
@@ -462,8 +466,9 @@ static int sc_after_element(struct sc *s, char close)
     return sc_fail(s, "expected ',' or '%c'", close);
 }
 
-int jscan_array(const char *buf, size_t n, int max_depth, size_t max_items,
-                struct jscan_span **spans, size_t *cap, size_t *count, char *errstr, size_t errsz)
+int jscan_array_scalar(const char *buf, size_t n, int max_depth, size_t max_items,
+                       struct jscan_span **spans, size_t *cap, size_t *count, char *errstr,
+                       size_t errsz)
 {
     struct sc s;
     sc_init(&s, buf, n, max_depth, errstr, errsz);
@@ -512,8 +517,8 @@ static int name_equals(const char *buf, const struct jscan_span *raw, int escape
     return l >= 0 && (size_t)l == klen && memcmp(tmp, key, klen) == 0;
 }
 
-int jscan_object(const char *buf, size_t n, int max_depth, const char *const *keys, size_t nkeys,
-                 struct jscan_str *out, char *errstr, size_t errsz)
+int jscan_object_scalar(const char *buf, size_t n, int max_depth, const char *const *keys,
+                        size_t nkeys, struct jscan_str *out, char *errstr, size_t errsz)
 {
     struct sc s;
     sc_init(&s, buf, n, max_depth, errstr, errsz);
@@ -770,4 +775,571 @@ long jscan_unescape(const char *raw, size_t n, char *out, size_t outsz)
         return -1;
     out[o] = '\0';
     return (long)o;
+}
+
+/* ---- the fast scanner ------------------------------------------------------
+ *
+ * The reference walk above is latency-bound: the end of each string is found
+ * by scanning it, and where the next token starts depends on that scan, so
+ * the processor cannot run ahead. The fast walk splits the work in two:
+ *
+ * stage 1 (fs_stage1): 64-byte blocks, SSE2 where there is SSE2. It lists
+ *   the position of every '"' and checks that the text has no backslash and
+ *   no byte >= 0x80 (then every quote opens or closes a string, strings need
+ *   no UTF-8 or escape checks) and no control byte inside a string. This is
+ *   throughput-bound: no block depends on the previous one but for one bit.
+ * stage 2 (fs_value, fs_object, fs_array): sc_value's grammar walk, byte by
+ *   byte outside strings, but a string at x is skipped by taking the next
+ *   listed closing quote (see FS_STRING for why it is x's). The next
+ *   position no longer waits for a scan.
+ *
+ * Anything stage 1 does not vouch for (an escape, UTF-8, a control byte in a
+ * string, a document past 4 GiB) and any error at all make the caller run
+ * the reference scanner on the whole document instead: verdicts, messages
+ * and spans are then the reference's by construction, and the fast walk
+ * only has to be right on what it accepts. fuzz_jscan compares the two on
+ * every input; MBTA's vehicles and predictions are plain compact ASCII.
+ */
+
+#define FS_BAIL JSCAN_FAST_BAIL
+#define FS_QCAP 1024 /* quote positions per stage 1 window */
+
+struct fs {
+    const unsigned char *p;
+    size_t n;
+    int max_depth;
+    size_t blk;     /* stage 1 has read buf[0..blk) */
+    int done;       /* ... and that is all of it; sentinels follow q[qn) */
+    uint64_t instr; /* all ones when blk is inside a string */
+    size_t qi, qn;  /* unconsumed closing quote positions q[qi..qn) */
+    /* A block is classified only while qn + 64 <= FS_QCAP and stores at
+     * most 64 entries (its closing quotes, at most 32, in groups of 8, at
+     * least one group), so stores stay below FS_QCAP; the sentinels go at
+     * qn and qn + 1 <= FS_QCAP + 1. The 8 more are margin. */
+    uint32_t q[FS_QCAP + 8 + 2];
+};
+
+static void fs_init(struct fs *f, const char *buf, size_t n, int max_depth)
+{
+    f->p = (const unsigned char *)buf;
+    f->n = n;
+    f->max_depth = max_depth <= 0 ? JSCAN_DEPTH_DEFAULT : max_depth;
+    if (f->max_depth > JSCAN_DEPTH_LIMIT)
+        f->max_depth = JSCAN_DEPTH_LIMIT;
+    f->blk = 0;
+    f->done = 0;
+    f->instr = 0;
+    f->qi = f->qn = 0;
+}
+
+static inline unsigned fs_popcount(uint64_t x)
+{
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcountll(x);
+#else
+    /* Without the instruction the builtin is a library call. */
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+
+/* Bit i set where b[i] is '"' (*quotes); nonzero when one of the 64 bytes
+ * at b is '\\' or below 0x20 or 0x80 and above (one test per block: such a
+ * block takes the slow path in fs_stage1). Two versions that must agree on
+ * both (test_jscan checks every byte value at every position): SSE2, and
+ * a portable one for other processors. The portable one is compiled in
+ * every build (jscan_classify_portable is its test hook), so it cannot rot
+ * on x86-64, where it is never used unless built with -DJSCAN_PORTABLE. */
+static inline uint64_t fs_classify_portable(const unsigned char *b, uint64_t *quotes)
+{
+    uint64_t qm = 0, odd = 0;
+    for (int i = 0; i < 8; i++) {
+        /* Byte k in bits 8k..8k+7 on any byte order (one load where the
+         * processor is little-endian). */
+        const unsigned char *c = b + 8 * i;
+        uint64_t w = (uint64_t)c[0] | (uint64_t)c[1] << 8 | (uint64_t)c[2] << 16 |
+                     (uint64_t)c[3] << 24 | (uint64_t)c[4] << 32 | (uint64_t)c[5] << 40 |
+                     (uint64_t)c[6] << 48 | (uint64_t)c[7] << 56;
+        /* Exact per byte (no borrow between bytes): the high bit of each
+         * byte of z is set where w has a '"' (Bit Twiddling Hacks,
+         * "determine if a word has a zero byte", the exact form). */
+        uint64_t x = w ^ (SC_ONES * '"');
+        uint64_t z = ~(((x & ~SC_HIGHS) + ~SC_HIGHS) | x | ~SC_HIGHS);
+        /* Gathers bit 8k+7 to bit 56+k: the multiply's partial products
+         * land on distinct bits (8k + 7j + 7 are all different), so no carry
+         * disturbs the top byte. */
+        qm |= ((((z >> 7) & SC_ONES) * 0x0102040810204080ULL) >> 56) << (8 * i);
+        /* Any-byte tests, where a borrow can only add a false positive
+         * above a true one: below 0x20, '\\', or high bit set. */
+        uint64_t bs = w ^ (SC_ONES * '\\');
+        odd |= ((w - SC_ONES * 0x20) & ~w) | ((bs - SC_ONES) & ~bs) | w;
+    }
+    *quotes = qm;
+    return odd & SC_HIGHS;
+}
+
+#if defined(__SSE2__) && !defined(JSCAN_PORTABLE)
+static inline uint64_t fs_classify(const unsigned char *b, uint64_t *quotes)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)b),
+            v1 = _mm_loadu_si128((const __m128i *)(const void *)(b + 16)),
+            v2 = _mm_loadu_si128((const __m128i *)(const void *)(b + 32)),
+            v3 = _mm_loadu_si128((const __m128i *)(const void *)(b + 48));
+    /* Signed compare: bytes >= 0x80 are negative, so "below 0x20" too. */
+#define FS_ODD(v) _mm_or_si128(_mm_cmpeq_epi8(v, bslash), _mm_cmplt_epi8(v, space))
+    __m128i odd =
+        _mm_or_si128(_mm_or_si128(FS_ODD(v0), FS_ODD(v1)), _mm_or_si128(FS_ODD(v2), FS_ODD(v3)));
+#undef FS_ODD
+    *quotes = (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, quote)) |
+              (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, quote)) << 16 |
+              (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v2, quote)) << 32 |
+              (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v3, quote)) << 48;
+    return (uint64_t)(unsigned)_mm_movemask_epi8(odd);
+}
+#else
+#define fs_classify fs_classify_portable
+#endif
+
+uint64_t jscan_classify(const unsigned char *b, uint64_t *quotes)
+{
+    return fs_classify(b, quotes);
+}
+
+uint64_t jscan_classify_portable(const unsigned char *b, uint64_t *quotes)
+{
+    return fs_classify_portable(b, quotes);
+}
+
+/* Lists the closing quotes of the next blocks after the unconsumed ones
+ * (the walk calls it when none is left, so the memmove is of nothing today;
+ * it keeps the function right for any caller). Stops before a block that
+ * might not fit in q[] (at most 32 closing quotes per block, 64 counted) or
+ * at the end, where the two sentinels go. Returns 0, or -1 when the text
+ * has something stage 1 does not vouch for. */
+static int fs_stage1(struct fs *f)
+{
+    const unsigned char *p = f->p;
+    const size_t n = f->n;
+    size_t keep = f->qn - f->qi, blk = f->blk, qn = keep;
+    uint64_t instr = f->instr;
+    memmove(f->q, f->q + f->qi, keep * sizeof(f->q[0]));
+    f->qi = 0;
+    while (blk < n && qn + 64 <= FS_QCAP) {
+        unsigned char pad[64];
+        const unsigned char *b = p + blk;
+        uint64_t valid = ~0ULL;
+        if (n - blk < 64) {
+            /* The last, short block: a copy padded with spaces, which are
+             * neither quotes nor odd (every read stays in buf[0..n)). */
+            memset(pad, ' ', sizeof(pad));
+            memcpy(pad, b, n - blk);
+            b = pad;
+            valid = (1ULL << (n - blk)) - 1;
+        }
+        uint64_t qm, odd = fs_classify(b, &qm);
+        qm &= valid;
+        /* In a string: from an opening quote (inclusive) to its closing
+         * quote (exclusive), the prefix XOR of the quote bits, carried from
+         * block to block. With no backslash every quote opens or closes. */
+        uint64_t in = qm;
+        in ^= in << 1;
+        in ^= in << 2;
+        in ^= in << 4;
+        in ^= in << 8;
+        in ^= in << 16;
+        in ^= in << 32;
+        in ^= instr;
+        instr = 0 - (in >> 63); /* all ones when the block ends in a string */
+        if (odd) {
+            /* Tabs, newlines and carriage returns are whitespace outside
+             * strings (the walk checks that); anything else, or one of
+             * them in a string, is for the reference. */
+            for (uint64_t m = valid; m; m &= m - 1) {
+                int i = __builtin_ctzll(m);
+                unsigned char c = b[i];
+                if (c == '\\' || c >= 0x80 ||
+                    (c < 0x20 && (((in >> i) & 1) || (c != '\t' && c != '\n' && c != '\r'))))
+                    return -1;
+            }
+        }
+        /* Each closing quote's position: 8 stored at once, past the last
+         * one too (room is left for them), and a loop only for a block with
+         * more, so no branch per quote. OR-ing the top bit keeps ctz
+         * defined once the mask runs out. */
+        uint64_t cm = qm & ~in;
+        uint32_t *o = f->q + qn, off = (uint32_t)blk;
+        unsigned cnt = fs_popcount(cm);
+        qn += cnt;
+#define FS_PUT(k) (o[k] = off + (uint32_t)__builtin_ctzll(cm | 1ULL << 63), cm &= cm - 1)
+        FS_PUT(0), FS_PUT(1), FS_PUT(2), FS_PUT(3), FS_PUT(4), FS_PUT(5), FS_PUT(6), FS_PUT(7);
+        while (cnt > 8) {
+            o += 8;
+            cnt -= 8;
+            FS_PUT(0), FS_PUT(1), FS_PUT(2), FS_PUT(3), FS_PUT(4), FS_PUT(5), FS_PUT(6), FS_PUT(7);
+        }
+#undef FS_PUT
+        blk += 64;
+    }
+    if (blk >= n) {
+        blk = n;
+        f->done = 1;
+        /* Sentinels: a walk that wants another string than there are finds
+         * its end at n, which is out of the text. */
+        f->q[qn] = f->q[qn + 1] = (uint32_t)n;
+    }
+    f->blk = blk;
+    f->qn = qn;
+    f->instr = instr;
+    return 0;
+}
+
+/* The next byte at or after pos that is not whitespace, in c; FS_BAIL at the
+ * end of the input. One compare on the common path (no whitespace). */
+#define FS_PEEK()                                                                                  \
+    do {                                                                                           \
+        if (pos >= n)                                                                              \
+            return FS_BAIL;                                                                        \
+        c = p[pos];                                                                                \
+        if (c <= ' ') {                                                                            \
+            pos = sc_skip_ws(p, pos, n);                                                           \
+            if (pos >= n)                                                                          \
+                return FS_BAIL;                                                                    \
+            c = p[pos];                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* The string whose opening quote is at pos (< n): its closing quote in cq,
+ * its content starts at pos + 1 and is cq - pos - 1 long. qv, qi, qn are
+ * locals mirroring f->q, f->qi, f->qn (a register, not a store and a reload
+ * per string).
+ *
+ * Why the next listed closing quote is this string's: the walk starts
+ * outside any string and never steps over a '"' without taking it as a
+ * string (whitespace, numbers, literals and punctuation contain none), and
+ * it takes the closing quotes in order, one per string. So every closing
+ * quote before pos is consumed, pos is an opening quote by stage 1's parity
+ * (with no backslash every quote opens or closes), and the next closing
+ * quote is the first quote after pos. The range check costs one compare and
+ * sends anything else to the reference all the same. */
+#define FS_STRING(cq)                                                                              \
+    do {                                                                                           \
+        if (qi == qn && !f->done) {                                                                \
+            f->qi = qi;                                                                            \
+            if (fs_stage1(f) < 0)                                                                  \
+                return FS_BAIL;                                                                    \
+            qi = f->qi;                                                                            \
+            qn = f->qn;                                                                            \
+        }                                                                                          \
+        cq = qv[qi++];                                                                             \
+        if (cq - pos - 1 >= n - pos - 1) /* not in (pos, n): a sentinel, or a doubt */             \
+            return FS_BAIL;                                                                        \
+    } while (0)
+
+/* sc_value's walk: one value at *ppos at nesting depth0; its kind with
+ * *ppos past it, or FS_BAIL. */
+static int fs_value(struct fs *f, size_t *ppos, int depth0)
+{
+    unsigned char stack[JSCAN_DEPTH_LIMIT];
+    const unsigned char *p = f->p;
+    const size_t n = f->n;
+    const uint32_t *qv = f->q;
+    size_t pos = *ppos, qi = f->qi, qn = f->qn, cq;
+    const int room = f->max_depth - depth0; /* containers that may open */
+    int depth = 0, kind = 0, k;
+    unsigned char c;
+
+value:
+    FS_PEEK();
+value_c:
+    if (c == '"') {
+        FS_STRING(cq);
+        pos = cq + 1;
+        if (!depth) {
+            kind = JSCAN_STRING;
+            goto done;
+        }
+        goto after;
+    }
+    if (c == '{' || c == '[') {
+        if (depth + 1 > room)
+            return FS_BAIL;
+        stack[depth++] = c;
+        if (depth == 1)
+            kind = c == '{' ? JSCAN_OBJECT : JSCAN_ARRAY;
+        pos++;
+        unsigned char open = c;
+        FS_PEEK();
+        if (c == open + 2) { /* '{' + 2 is '}', '[' + 2 is ']' */
+            pos++;
+            depth--;
+            goto after;
+        }
+        if (open == '{')
+            goto member_c;
+        goto value_c;
+    }
+    if (c == '-' || is_digit(c)) {
+        const char *why;
+        size_t ep;
+        if (!(pos = sc_skip_number(p, pos, n, &why, &ep)))
+            return FS_BAIL;
+        k = JSCAN_NUMBER;
+    } else if (c == 't' && n - pos >= 4 && memcmp(p + pos, "true", 4) == 0) {
+        pos += 4;
+        k = JSCAN_TRUE;
+    } else if (c == 'f' && n - pos >= 5 && memcmp(p + pos, "false", 5) == 0) {
+        pos += 5;
+        k = JSCAN_FALSE;
+    } else if (c == 'n' && n - pos >= 4 && memcmp(p + pos, "null", 4) == 0) {
+        pos += 4;
+        k = JSCAN_NULL;
+    } else {
+        return FS_BAIL;
+    }
+    if (!depth) {
+        kind = k;
+        goto done;
+    }
+after:
+    if (!depth)
+        goto done;
+    FS_PEEK();
+    if (c == ',') {
+        pos++;
+        if (pos < n && (c = p[pos]) > ' ') {
+            if (stack[depth - 1] == '{')
+                goto member_c;
+            goto value_c;
+        }
+        if (stack[depth - 1] == '{')
+            goto member;
+        goto value;
+    }
+    if (c == stack[depth - 1] + 2) {
+        pos++;
+        depth--;
+        goto after;
+    }
+    return FS_BAIL;
+member:
+    FS_PEEK();
+member_c:
+    if (c != '"')
+        return FS_BAIL;
+    FS_STRING(cq);
+    /* Compact JSON, the common case: "name":v with no whitespace. */
+    if (n - cq > 2 && p[cq + 1] == ':' && (c = p[cq + 2]) > ' ') {
+        pos = cq + 2;
+        goto value_c;
+    }
+    pos = cq + 1;
+    FS_PEEK();
+    if (c != ':')
+        return FS_BAIL;
+    pos++;
+    goto value;
+done:
+    *ppos = pos;
+    f->qi = qi;
+    f->qn = qn;
+    return kind;
+}
+
+/* After the whole value: only whitespace may follow. */
+static int fs_end(struct fs *f, size_t pos)
+{
+    return sc_skip_ws(f->p, pos, f->n) == f->n ? 0 : FS_BAIL;
+}
+
+static int fs_validate(struct fs *f)
+{
+    size_t pos = 0;
+    int k = fs_value(f, &pos, 0);
+    if (k < 0 || fs_end(f, pos) < 0)
+        return FS_BAIL;
+    return k;
+}
+
+static int fs_array(struct fs *f, size_t max_items, struct jscan_span **spans, size_t *cap,
+                    size_t *count)
+{
+    const unsigned char *p = f->p;
+    const size_t n = f->n;
+    size_t pos = 0;
+    unsigned char c;
+    *count = 0;
+    FS_PEEK();
+    if (c != '[')
+        return FS_BAIL;
+    pos++;
+    FS_PEEK();
+    if (c == ']')
+        return fs_end(f, pos + 1);
+    for (;;) {
+        FS_PEEK();
+        size_t start = pos;
+        if (fs_value(f, &pos, 1) < 0)
+            return FS_BAIL;
+        if (max_items && *count >= max_items)
+            return FS_BAIL;
+        if (*count == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            struct jscan_span *v = realloc(*spans, ncap * sizeof(*v));
+            if (!v)
+                return FS_BAIL;
+            *spans = v;
+            *cap = ncap;
+        }
+        (*spans)[*count].off = start;
+        (*spans)[*count].len = pos - start;
+        (*count)++;
+        FS_PEEK();
+        pos++;
+        if (c == ',')
+            continue;
+        if (c == ']')
+            return fs_end(f, pos);
+        return FS_BAIL;
+    }
+}
+
+static int fs_object(struct fs *f, const char *const *keys, size_t nkeys, struct jscan_str *out)
+{
+    const unsigned char *p = f->p;
+    const size_t n = f->n;
+    const uint32_t *qv = f->q;
+    size_t pos = 0, qi, qn, cq;
+    unsigned char c;
+    size_t klen[8];
+    for (size_t i = 0; i < nkeys && i < 8; i++)
+        klen[i] = strlen(keys[i]);
+    for (size_t i = 0; i < nkeys; i++)
+        memset(&out[i], 0, sizeof(out[i]));
+    FS_PEEK();
+    if (c != '{')
+        return FS_BAIL;
+    pos++;
+    FS_PEEK();
+    if (c == '}')
+        return fs_end(f, pos + 1);
+    for (;;) {
+        if (c != '"')
+            return FS_BAIL;
+        qi = f->qi;
+        qn = f->qn;
+        FS_STRING(cq);
+        struct jscan_span name = {pos + 1, cq - pos - 1};
+        pos = cq + 1;
+        FS_PEEK();
+        if (c != ':')
+            return FS_BAIL;
+        pos++;
+        FS_PEEK();
+        struct jscan_str val = {0};
+        if (c == '"') {
+            FS_STRING(cq);
+            val.raw.off = pos + 1;
+            val.raw.len = cq - pos - 1;
+            pos = cq + 1;
+            val.found = 1;
+            val.kind = JSCAN_STRING;
+            f->qi = qi;
+            f->qn = qn;
+        } else {
+            f->qi = qi;
+            f->qn = qn;
+            int k = fs_value(f, &pos, 1);
+            if (k < 0)
+                return FS_BAIL;
+            val.kind = k;
+        }
+        /* Names are plain here (stage 1 let no backslash through). */
+        for (size_t i = 0; i < nkeys; i++) {
+            int eq = i < 8 ? name.len == klen[i] && (!klen[i] || p[name.off] == keys[i][0]) &&
+                                 memcmp(p + name.off, keys[i], klen[i]) == 0
+                           : name_equals((const char *)p, &name, 0, keys[i]);
+            if (eq)
+                out[i] = val;
+        }
+        FS_PEEK();
+        pos++;
+        if (c == ',') {
+            FS_PEEK();
+            continue;
+        }
+        if (c == '}')
+            return fs_end(f, pos);
+        return FS_BAIL;
+    }
+}
+
+#undef FS_PEEK
+#undef FS_STRING
+
+/* The fast scanner lists positions as uint32_t (half the cache of size_t):
+ * a position, blk and the sentinel n must fit, so 4 GiB and more goes to
+ * the reference. */
+#define FS_FITS(n) ((uint64_t)(n) < UINT32_MAX - 128)
+
+int jscan_validate_fast(const char *buf, size_t n, int max_depth)
+{
+    struct fs f;
+    if (!FS_FITS(n))
+        return FS_BAIL;
+    fs_init(&f, buf, n, max_depth);
+    return fs_validate(&f);
+}
+
+int jscan_array_fast(const char *buf, size_t n, int max_depth, size_t max_items,
+                     struct jscan_span **spans, size_t *cap, size_t *count)
+{
+    struct fs f;
+    if (!FS_FITS(n))
+        return FS_BAIL;
+    fs_init(&f, buf, n, max_depth);
+    return fs_array(&f, max_items, spans, cap, count);
+}
+
+int jscan_object_fast(const char *buf, size_t n, int max_depth, const char *const *keys,
+                      size_t nkeys, struct jscan_str *out)
+{
+    struct fs f;
+    if (!FS_FITS(n))
+        return FS_BAIL;
+    fs_init(&f, buf, n, max_depth);
+    return fs_object(&f, keys, nkeys, out);
+}
+
+int jscan_validate(const char *buf, size_t n, int max_depth, char *errstr, size_t errsz)
+{
+    int k = jscan_validate_fast(buf, n, max_depth);
+    if (k == FS_BAIL)
+        return jscan_validate_scalar(buf, n, max_depth, errstr, errsz);
+    if (errstr && errsz)
+        errstr[0] = '\0';
+    return k;
+}
+
+int jscan_array(const char *buf, size_t n, int max_depth, size_t max_items,
+                struct jscan_span **spans, size_t *cap, size_t *count, char *errstr, size_t errsz)
+{
+    if (jscan_array_fast(buf, n, max_depth, max_items, spans, cap, count) == FS_BAIL)
+        return jscan_array_scalar(buf, n, max_depth, max_items, spans, cap, count, errstr, errsz);
+    if (errstr && errsz)
+        errstr[0] = '\0';
+    return 0;
+}
+
+int jscan_object(const char *buf, size_t n, int max_depth, const char *const *keys, size_t nkeys,
+                 struct jscan_str *out, char *errstr, size_t errsz)
+{
+    if (jscan_object_fast(buf, n, max_depth, keys, nkeys, out) == FS_BAIL)
+        return jscan_object_scalar(buf, n, max_depth, keys, nkeys, out, errstr, errsz);
+    if (errstr && errsz)
+        errstr[0] = '\0';
+    return 0;
 }
