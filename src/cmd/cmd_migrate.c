@@ -26,8 +26,8 @@ int cmd_migrate(int argc, char **argv)
          "error, warn, info or debug", &loglevel, 0},
         {0},
     };
-    int r = opt_parse(opts, "migrate", "[--pg CONNINFO] [--schema NAME]", argc, argv, NULL,
-                      err, sizeof(err));
+    int r = opt_parse(opts, "migrate", "[--pg CONNINFO] [--schema NAME]", argc, argv, NULL, err,
+                      sizeof(err));
     if (r != 0) {
         if (r < 0)
             fprintf(stderr, "mbta-stream migrate: %s\n", err);

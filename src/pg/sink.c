@@ -549,8 +549,7 @@ static uint64_t hash(const void *t, const char *tname, const char *id)
 static struct hent *hmap_slot(struct hmap *m, const void *t, const char *tname, const char *id)
 {
     size_t i = hash(t, tname, id) & (m->cap - 1);
-    while (m->e[i].id &&
-           (m->e[i].t != t || strcmp(m->e[i].id, id) || strcmp(m->e[i].tname, tname)))
+    while (m->e[i].id && (m->e[i].t != t || strcmp(m->e[i].id, id) || strcmp(m->e[i].tname, tname)))
         i = (i + 1) & (m->cap - 1);
     return &m->e[i];
 }

@@ -191,8 +191,7 @@ static int opt_load_file(const struct opt *opts, struct opt_state *st, const cha
             val = kv;
         } else if (!(o = opt_find(opts, key, strlen(key), &idx))) {
             if (*section) {
-                snprintf(errstr, errsz, "%s:%d: %s: unknown option for %s", path, lineno, key,
-                         cmd);
+                snprintf(errstr, errsz, "%s:%d: %s: unknown option for %s", path, lineno, key, cmd);
                 rc = -1;
                 break;
             }
@@ -219,8 +218,8 @@ void opt_usage(FILE *fp, const char *cmd, const char *synopsis, const struct opt
             snprintf(head, sizeof(head), "-%c%s%s", o->short_name, o->arg ? " " : "",
                      o->arg ? o->arg : ""); /* kcat's -X: no long form worth showing */
         else if (o->short_name)
-            snprintf(head, sizeof(head), "-%c, --%s%s%s", o->short_name, o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
+            snprintf(head, sizeof(head), "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
         else
             snprintf(head, sizeof(head), "    --%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");

@@ -61,8 +61,8 @@ static char t_why[1024];
     do {                                                                                           \
         size_t t_al_ = (alen), t_bl_ = (blen);                                                     \
         if (t_al_ != t_bl_ || memcmp((a), (b), t_al_) != 0)                                        \
-            T_FAIL("%s (%zu bytes) != %s (%zu bytes): \"%.*s\" vs \"%.*s\"", #a, t_al_, #b,         \
-                   t_bl_, (int)(t_al_ > 200 ? 200 : t_al_), (const char *)(a),                     \
+            T_FAIL("%s (%zu bytes) != %s (%zu bytes): \"%.*s\" vs \"%.*s\"", #a, t_al_, #b, t_bl_, \
+                   (int)(t_al_ > 200 ? 200 : t_al_), (const char *)(a),                            \
                    (int)(t_bl_ > 200 ? 200 : t_bl_), (const char *)(b));                           \
     } while (0)
 
@@ -80,7 +80,7 @@ static inline void t_run(const char *name, void (*fn)(void))
 }
 
 #define T_RUN(fn) t_run(#fn, fn)
-#define T_DONE() (t_failed ? 1 : 0)
+#define T_DONE()  (t_failed ? 1 : 0)
 
 static inline long T_TMOUT(long ms)
 {

@@ -15,7 +15,8 @@ static int verbose;
 static struct strlist streams, xprops, pos;
 
 static const struct opt opts[] = {
-    {"brokers", 'b', OPT_STR, "T_BROKERS", "localhost:9092", 0, 0, "HOST:PORT", "brokers", &brokers, 0},
+    {"brokers", 'b', OPT_STR, "T_BROKERS", "localhost:9092", 0, 0, "HOST:PORT", "brokers", &brokers,
+     0},
     {"batch", 0, OPT_INT, "T_BATCH", "10", 1, 1000, "N", "batch size", &batch, 0},
     {"ratio", 0, OPT_DBL, NULL, "0.5", 0, 1, "X", "ratio", &ratio, 0},
     {"verbose", 'v', OPT_BOOL, NULL, NULL, 0, 0, NULL, "verbose", &verbose, 0},
@@ -49,8 +50,8 @@ static void test_opt_defaults(void)
 static void test_opt_flags_forms(void)
 {
     char err[256] = "";
-    char *argv[] = {"produce", "-b", "b1:1", "--batch=20", "-v", "pos1", "-s", "x=/a",
-                    "--stream", "y=/b", "-Xacks=all", "--", "-notanoption"};
+    char *argv[] = {"produce", "-b",       "b1:1", "--batch=20", "-v", "pos1",        "-s",
+                    "x=/a",    "--stream", "y=/b", "-Xacks=all", "--", "-notanoption"};
     T_EQ_INT(parse(13, argv, err, sizeof(err)), 0);
     T_EQ_STR(brokers, "b1:1");
     T_EQ_INT(batch, 20);
@@ -77,8 +78,9 @@ static void test_opt_precedence(void)
     T_EQ_INT(xprops.n, 1);
     T_EQ_STR(xprops.v[0], "linger.ms=7");
 
-    char *argv2[] = {"produce", "--config=tests/data/conf/sample.conf", "--batch", "40",
-                     "-s", "c=/x", "-X", "acks=1"};
+    char *argv2[] = {
+        "produce", "--config=tests/data/conf/sample.conf", "--batch", "40", "-s", "c=/x", "-X",
+        "acks=1"};
     T_EQ_INT(parse(8, argv2, err, sizeof(err)), 0);
     T_EQ_INT(batch, 40);
     T_EQ_INT(streams.n, 1); /* flags replace the file's list */
