@@ -272,7 +272,8 @@ int producer_topic_partitions(struct producer *p, const char *topic, int timeout
 
 int producer_send(struct producer *p, const char *topic, int32_t partition, const void *key,
                   size_t klen, const void *val, size_t vlen, const struct producer_hdr *hdrs,
-                  size_t nhdrs, void *msg_opaque, char *errstr, size_t errsz)
+                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr,
+                  size_t errsz)
 {
     rd_kafka_topic_t *rkt = producer_rkt(p, topic);
     if (!rkt) {
@@ -287,7 +288,7 @@ int producer_send(struct producer *p, const char *topic, int32_t partition, cons
         p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)(uintptr_t)key, klen),
         RD_KAFKA_V_VALUE((void *)(uintptr_t)val, val ? vlen : 0), RD_KAFKA_V_HEADERS(h),
-        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         return PRODUCER_OK; /* librdkafka owns the headers now */
     rd_kafka_headers_destroy(h);

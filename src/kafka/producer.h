@@ -72,10 +72,13 @@ enum { PRODUCER_OK = 0, PRODUCER_FULL = 1, PRODUCER_ERR = -1 };
  * PRODUCER_FULL (librdkafka's queue is full: nothing was enqueued; retry
  * after producer_poll), or PRODUCER_ERR with errstr (e.g. message too large,
  * unknown partition, a fatal producer error): nothing was enqueued.
+ * timestamp_ms is the record's timestamp (CreateTime), 0 for librdkafka's
+ * clock at the call.
  */
 int producer_send(struct producer *p, const char *topic, int32_t partition, const void *key,
                   size_t klen, const void *val, size_t vlen, const struct producer_hdr *hdrs,
-                  size_t nhdrs, void *msg_opaque, char *errstr, size_t errsz);
+                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr,
+                  size_t errsz);
 
 /* Serves delivery reports and errors for at most timeout_ms. */
 void producer_poll(struct producer *p, int timeout_ms);

@@ -129,6 +129,7 @@ static void plan_base(struct publisher_plan *p, enum publisher_kind kind, const 
     p->reason[0] = '\0';
     p->klen = 0;
     p->generation = generation;
+    p->received_ns = received_ns;
     p->gen_l = fmt_i64(p->gen_s, generation);
     p->rat_l = fmt_i64(p->rat_s, received_ns);
     p->seq_l = fmt_i64(p->seq_s, (int64_t)seq);
@@ -381,8 +382,11 @@ static int send_msg(struct publisher_stream *s, const struct job *j, const struc
     const char *topic = m->dead ? s->pub->dlq : s->topic;
     if (!topic)
         return PRODUCER_OK; /* no dead-letter topic: only logged */
-    int rc = producer_send(s->pub->prod, topic, m->partition, m->key, m->klen, m->val, m->vlen,
-                           m->hdrs, m->nhdrs, s, err, sizeof(err));
+    /* The record's timestamp is the received-at time: what librdkafka would
+     * take (the wall clock, ms) without a clock read per message. */
+    int rc = producer_send(
+        s->pub->prod, topic, m->partition, m->key, m->klen, m->val, m->vlen, m->hdrs, m->nhdrs,
+        j->plan.received_ns > 0 ? j->plan.received_ns / 1000000 : 0, s, err, sizeof(err));
     if (rc == PRODUCER_OK) {
         s->st.produced++;
         s->st.bytes += m->vlen;

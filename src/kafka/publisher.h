@@ -71,6 +71,7 @@ struct publisher_plan {
     char key[PUBLISHER_KEY_MAX]; /* ADD, UPDATE, REMOVE: "type:id" */
     size_t klen;
     int64_t generation;                   /* the generation the event's messages carry */
+    int64_t received_ns;                  /* wall clock: header and record timestamp */
     char gen_s[24], rat_s[24], seq_s[24]; /* the headers, NUL-terminated */
     size_t gen_l, rat_l, seq_l;
 };

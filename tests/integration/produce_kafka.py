@@ -77,7 +77,8 @@ def start_produce(tmp, name, url, topic, extra):
 
 
 def consume(topic):
-    """Every message of the topic: (partition, offset, key, value, headers)."""
+    """Every message of the topic: (partition, offset, key, value, headers,
+    timestamp ms)."""
     r = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", topic, "-e", "-J", "-q"],
                        capture_output=True, timeout=60 * TM)
     msgs = []
@@ -87,7 +88,7 @@ def consume(topic):
         m = json.loads(line)
         h = m.get("headers") or []
         hd = {h[i]: h[i + 1] for i in range(0, len(h), 2)}
-        msgs.append((m["partition"], m["offset"], m["key"], m["payload"], hd))
+        msgs.append((m["partition"], m["offset"], m["key"], m["payload"], hd, m.get("ts")))
     msgs.sort(key=lambda x: (x[0], x[1]))
     return msgs
 
@@ -193,6 +194,9 @@ def check_topic(msgs, truth, name, nconns):
                 return "key %s seq %s, expected %d" % (k, h.get("seq"), e[3])
             if not h.get("received-at", "").isdigit() or not h.get("generation", "").isdigit():
                 return "key %s bad received-at/generation %s" % (k, h)
+            if g[5] != int(h["received-at"]) // 1000000:
+                return "key %s timestamp %s, expected received-at in ms %s" % (
+                    k, g[5], int(h["received-at"]) // 1000000)
             gens.setdefault(e[4], set()).add(int(h["generation"]))
     if len(gens) > nresets or any(len(v) != 1 for v in gens.values()):
         return "generations by reset: %s" % gens
