@@ -13,6 +13,7 @@
 /* ======================================================== the plan (pure) */
 
 static const char *const kind_names[] = {"reset", "add", "update", "remove", "bad", "ignored"};
+static const size_t kind_lens[] = {5, 3, 6, 6, 3, 7};
 
 const char *publisher_kind_name(enum publisher_kind k)
 {
@@ -28,27 +29,46 @@ enum publisher_kind publisher_kind_parse(const char *name, size_t len)
 }
 
 /* Decimal digits of v into out (at least 21 bytes), no NUL; returns the
- * length. snprintf costs more than the rest of a header per message. */
+ * length. snprintf costs more than the rest of a header per message, and
+ * three of these per event (received-at and generation are 19 digits) were
+ * 2% of produce's CPU: eight digits at a time from a 64-bit division, the
+ * eight formatted with 32-bit arithmetic, two digits per table load. */
+static const char fmt_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* Exactly 8 digits of x < 100000000 at p. */
+static void fmt_8(char *p, uint32_t x)
+{
+    uint32_t hi = x / 10000, lo = x % 10000;
+    memcpy(p, fmt_pairs + hi / 100 * 2, 2);
+    memcpy(p + 2, fmt_pairs + hi % 100 * 2, 2);
+    memcpy(p + 4, fmt_pairs + lo / 100 * 2, 2);
+    memcpy(p + 6, fmt_pairs + lo % 100 * 2, 2);
+}
+
 static size_t fmt_i64(char *out, int64_t v)
 {
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233"
-        "34353637383940414243444546474849505152535455565758596061626364656667"
-        "6869707172737475767778798081828384858687888990919293949596979899";
     char tmp[24];
     size_t n = sizeof(tmp), k = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    while (u >= 100) {
-        unsigned d = (unsigned)(u % 100) * 2;
-        u /= 100;
-        tmp[--n] = pairs[d + 1];
-        tmp[--n] = pairs[d];
+    while (u >= 100000000) {
+        n -= 8;
+        fmt_8(tmp + n, (uint32_t)(u % 100000000));
+        u /= 100000000;
     }
-    if (u >= 10) {
-        tmp[--n] = pairs[u * 2 + 1];
-        tmp[--n] = pairs[u * 2];
+    uint32_t w = (uint32_t)u; /* the leading 1 to 8 digits */
+    while (w >= 100) {
+        n -= 2;
+        memcpy(tmp + n, fmt_pairs + w % 100 * 2, 2);
+        w /= 100;
+    }
+    if (w >= 10) {
+        n -= 2;
+        memcpy(tmp + n, fmt_pairs + w * 2, 2);
     } else {
-        tmp[--n] = (char)('0' + u);
+        tmp[--n] = (char)('0' + w);
     }
     if (v < 0)
         out[k++] = '-';
@@ -193,6 +213,7 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
                        struct publisher_msg *m)
 {
     const char *event = NULL, *reason = NULL;
+    size_t elen = 0;
     if (i >= publisher_plan_count(p, partitions))
         return -1;
     m->dead = 0;
@@ -201,6 +222,7 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
     switch (p->kind) {
     case PUBLISHER_RESET:
         event = kind_names[PUBLISHER_RESET];
+        elen = kind_lens[PUBLISHER_RESET];
         if (i < p->nitems) {
             const struct jscan_span *sp = &p->items[i];
             const char *item = p->data + sp->off;
@@ -226,12 +248,14 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
             m->vlen = (size_t)vl < sizeof(m->valbuf) ? (size_t)vl : sizeof(m->valbuf) - 1;
             m->partition = (int32_t)(i - p->nitems);
             event = "reset-end";
+            elen = 9;
         }
         break;
     case PUBLISHER_ADD:
     case PUBLISHER_UPDATE:
     case PUBLISHER_REMOVE:
         event = kind_names[p->kind];
+        elen = kind_lens[p->kind];
         m->key = p->key;
         m->klen = p->klen;
         m->val = p->kind == PUBLISHER_REMOVE ? NULL : p->data;
@@ -239,6 +263,7 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
         break;
     default: /* PUBLISHER_BAD: the whole event */
         event = p->evname ? p->evname : "-";
+        elen = strlen(event);
         snprintf(m->reason, sizeof(m->reason), "%s", p->reason);
         reason = m->reason;
         m->dead = 1;
@@ -251,7 +276,7 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
         m->klen = p->stream_len;
     }
     struct producer_hdr *h = m->hdrs;
-    h[0] = (struct producer_hdr){"event", 5, event, strlen(event)};
+    h[0] = (struct producer_hdr){"event", 5, event, elen};
     h[1] = (struct producer_hdr){"stream", 6, p->stream, p->stream_len};
     h[2] = (struct producer_hdr){"generation", 10, p->gen_s, p->gen_l};
     h[3] = (struct producer_hdr){"received-at", 11, p->rat_s, p->rat_l};
