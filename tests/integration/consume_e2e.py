@@ -26,72 +26,20 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("MBTA_STREAM", os.path.join(ROOT, "build", "mbta-stream"))
-BROKERS = os.environ.get("KAFKA_BROKERS", "")
-DB = os.environ.get("DATABASE_URL", "")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1") or 1)
-RUN = "%d_%d" % (os.getpid(), int(time.time()))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import (BIN, BROKERS, DB, RUN, TM, drop_schemas, exit_code,  # noqa: E402
+                   history_dump, kcat_messages, ko, ok, read_truth, services, sql, sql_json,
+                   start_serve, stop, wait_for)
+
 PARTS = 3
 CLOCK = "2026-03-02T08:00:00-05:00"
 HIST = ["vehicle_history", "prediction_history", "alert_history", "trip_history",
         "stop_history", "route_history", "schedule_history", "resource_history"]
+# Two topics in a schema (the stream's and its dead letters'): the topic first.
+ORDER = "kafka_topic, kafka_partition, kafka_offset"
 CUR = {"vehicles": "vehicle", "predictions": "prediction", "alerts": "alert", "trips": "trip",
        "stops": "stop", "routes": "route", "schedules": "schedule"}
-results = []
 schemas = []
-
-
-def ok(name):
-    print("PASS " + name, flush=True)
-    results.append(True)
-
-
-def ko(name, why):
-    print("FAIL %s: %s" % (name, why), flush=True)
-    results.append(False)
-
-
-def sql(q):
-    r = subprocess.run(["psql", "-qtAX", DB, "-c", q], capture_output=True, timeout=60 * TM)
-    if r.returncode != 0:
-        raise RuntimeError("psql: %s" % r.stderr.decode()[-300:])
-    return r.stdout.decode().strip()
-
-
-def sql_json(q):
-    out = sql("SELECT coalesce(json_agg(x), '[]') FROM (%s) x" % q)
-    return json.loads(out)
-
-
-def wait_for(cond, secs):
-    end = time.time() + secs * TM
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def stop(p, secs=60):
-    if p.poll() is not None:
-        return p.returncode
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(timeout=secs * TM)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return "timeout"
-
-
-def read_truth(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            if line.endswith("\n"):
-                out.append(json.loads(line))
-    return out
 
 
 def final_state(truth):
@@ -121,14 +69,7 @@ def count_expected(truth):
 
 
 def topic_msgs(topic):
-    r = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", topic, "-e", "-J", "-q"],
-                       capture_output=True, timeout=60 * TM)
-    out = []
-    for line in r.stdout.decode("utf-8").splitlines():
-        if line.strip():
-            m = json.loads(line)
-            out.append((m["partition"], m["offset"], m["key"]))
-    return out
+    return [(m["partition"], m["offset"], m["key"]) for m in kcat_messages(topic)]
 
 
 class Source:
@@ -138,14 +79,9 @@ class Source:
         self.truth = os.path.join(tmp, name + ".truth")
         self.topic = "mbta.e2e%s.%s" % (RUN, name)
         self.dlq = "mbta.e2e%s.%s-dead" % (RUN, name)
-        self.serve = subprocess.Popen(
-            [BIN, "serve", "--port", "0", "--seed", "11", "--clock", CLOCK, "--truth",
-             self.truth] + serve_args, stdout=subprocess.PIPE,
+        self.serve, url = start_serve(
+            ["--port", "0", "--seed", "11", "--clock", CLOCK, "--truth", self.truth] + serve_args,
             stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
-        url = self.serve.stdout.readline().decode().strip()
-        if not url.startswith("http"):
-            self.serve.kill()
-            raise RuntimeError("serve printed %r" % url)
         self.prodlog = os.path.join(tmp, name + ".produce.log")
         self.produce = subprocess.Popen(
             [BIN, "produce", "-b", BROKERS, "--api-url", url, "--stream",
@@ -239,22 +175,6 @@ def check(src, schema):
     return None
 
 
-def history_dump(schema):
-    """Every history row as text, ingested_at aside, in a stable order."""
-    out = []
-    for h in HIST:
-        out += [r["j"] for r in sql_json(
-            "SELECT (to_jsonb(t) - 'ingested_at')::text AS j FROM %s.%s t"
-            " ORDER BY kafka_topic, kafka_partition, kafka_offset" % (schema, h))]
-    return out
-
-
-def services(cmd):
-    r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "services"), cmd],
-                       capture_output=True, timeout=120 * TM)
-    return r.returncode, (r.stdout + r.stderr).decode()[-300:]
-
-
 def case_deterministic(tmp, src):
     s = new_schema("det")
     rc, log = run_consume(tmp, src, s, "g-det-" + RUN)
@@ -273,7 +193,7 @@ def case_deterministic(tmp, src):
     rc, log = run_consume(tmp, src, s2, "g-replay-" + RUN, ["--batch-size", "7"])
     if rc != 0:
         return ko("replay", "consume exited %s (log %s)" % (rc, log))
-    a, b = history_dump(s), history_dump(s2)
+    a, b = history_dump(s, HIST, ORDER), history_dump(s2, HIST, ORDER)
     if a != b:
         diff = next(i for i in range(min(len(a), len(b))) if a[i] != b[i]) if a and b else 0
         return ko("replay", "history differs (%d vs %d rows; first at %d: %s vs %s)" % (
@@ -442,7 +362,7 @@ def case_source_drop(tmp):
 
 def main():
     if not BROKERS or not DB:
-        print("FAIL consume_e2e: KAFKA_BROKERS and DATABASE_URL are required")
+        ko("consume_e2e", "KAFKA_BROKERS and DATABASE_URL are required")
         return 1
     tmp = tempfile.mkdtemp(prefix="consume_e2e.")
     try:
@@ -465,12 +385,8 @@ def main():
     except Exception as e:  # noqa: BLE001
         ko("consume_e2e", "%s: %s (logs in %s)" % (type(e).__name__, e, tmp))
     finally:
-        for s in schemas:
-            try:
-                sql("DROP SCHEMA IF EXISTS %s CASCADE" % s)
-            except Exception:  # noqa: BLE001
-                pass
-    return 0 if results and all(results) else 1
+        drop_schemas(schemas)
+    return exit_code()
 
 
 if __name__ == "__main__":

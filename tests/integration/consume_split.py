@@ -42,49 +42,26 @@ cannot). Env: MBTA_STREAM, KAFKA_BROKERS, DATABASE_URL, TMOUT_MULTIPLIER.
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("MBTA_STREAM", os.path.join(ROOT, "build", "mbta-stream"))
-BROKERS = os.environ.get("KAFKA_BROKERS", "")
-DB = os.environ.get("DATABASE_URL", "")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1") or 1)
-RUN = "%d_%d" % (os.getpid(), int(time.time()))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import (BIN, BROKERS, DB, RUN, TM, delete_groups, delete_topic,  # noqa: E402
+                   drop_schemas, exit_code, group_offsets, history_dump, kcat_messages, ko, ok,
+                   results, sql, sql_json)
+
 TOPIC = "mbta.split%s.vehicles" % RUN
 DLQ = "mbta.split%s.dead-letters" % RUN  # never written: keeps the default out
 PARTS = 3
 GOOD_PER_PART = (67, 67, 66)  # 200
 BAD = "1e1000000"  # valid JSON, overflows PostgreSQL's numeric (jsonb)
 SPLIT_LINE = "splitting it to find the bad message"
-results = []
+HIST = ("vehicle_history", "resource_history")
+ORDER = "kafka_partition, kafka_offset"
 schemas = []
 groups = []
-
-
-def ok(name):
-    print("PASS " + name, flush=True)
-    results.append(True)
-
-
-def ko(name, why):
-    print("FAIL %s: %s" % (name, why), flush=True)
-    results.append(False)
-
-
-def sql(q):
-    r = subprocess.run(["psql", "-qtAX", DB, "-c", q], capture_output=True, timeout=60 * TM)
-    if r.returncode != 0:
-        raise RuntimeError("psql: %s" % r.stderr.decode()[-300:])
-    return r.stdout.decode().strip()
-
-
-def sql_json(q):
-    return json.loads(sql("SELECT coalesce(json_agg(x), '[]') FROM (%s) x" % q))
 
 
 # ---- the messages ----------------------------------------------------------
@@ -164,82 +141,8 @@ def produce(parts):
 
 def topic_msgs():
     """Every message of the topic: {(partition, offset): (key, value)}."""
-    r = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", TOPIC, "-e", "-J", "-q"],
-                       capture_output=True, timeout=60 * TM)
-    out = {}
-    for line in r.stdout.decode("utf-8").splitlines():
-        if line.strip():
-            m = json.loads(line)
-            out[(m["partition"], m["offset"])] = (m["key"], m["payload"])
-    return out
-
-
-# ---- the Kafka protocol, for what kcat cannot do --------------------------
-
-
-def kafka_call(api_key, version, body):
-    """One request (header v1) to the first broker; the response body."""
-    host, port = BROKERS.split(",")[0].rsplit(":", 1)
-    client = b"consume_split"
-    req = struct.pack(">hhih", api_key, version, 1, len(client)) + client + body
-    with socket.create_connection((host, int(port)), timeout=30 * TM) as so:
-        so.sendall(struct.pack(">i", len(req)) + req)
-        buf = b""
-        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
-            chunk = so.recv(65536)
-            if not chunk:
-                raise RuntimeError("kafka: connection closed (api %d)" % api_key)
-            buf += chunk
-    return buf[8:]  # size, correlation id
-
-
-def kstr(s):
-    b = s.encode()
-    return struct.pack(">h", len(b)) + b
-
-
-class Reader:
-    def __init__(self, b):
-        self.b, self.i = b, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.b, self.i)
-        self.i += struct.calcsize(fmt)
-        return v[0]
-
-    def str(self):
-        n = self.take(">h")
-        s = self.b[self.i:self.i + max(n, 0)].decode() if n >= 0 else None
-        self.i += max(n, 0)
-        return s
-
-
-def group_offsets(group, partitions):
-    """The group's committed offsets of TOPIC (OffsetFetch v1): {partition:
-    offset}, -1 for none."""
-    body = kstr(group) + struct.pack(">i", 1) + kstr(TOPIC) + struct.pack(">i", len(partitions))
-    body += b"".join(struct.pack(">i", p) for p in partitions)
-    r = Reader(kafka_call(9, 1, body))
-    out = {}
-    for _ in range(r.take(">i")):
-        name = r.str()
-        for _ in range(r.take(">i")):
-            p, off = r.take(">i"), r.take(">q")
-            r.str()
-            err = r.take(">h")
-            if name == TOPIC:
-                out[p] = off if err == 0 else "error %d" % err
-    return out
-
-
-def delete_groups(groups):
-    """DeleteGroups v0; errors ignored (an empty group expires anyway)."""
-    kafka_call(42, 0, struct.pack(">i", len(groups)) + b"".join(kstr(g) for g in groups))
-
-
-def delete_topic():
-    """DeleteTopics v1; errors ignored."""
-    kafka_call(20, 1, struct.pack(">i", 1) + kstr(TOPIC) + struct.pack(">i", int(30000 * TM)))
+    return {(m["partition"], m["offset"]): (m["key"], m["payload"])
+            for m in kcat_messages(TOPIC)}
 
 
 # ---- consume and check -----------------------------------------------------
@@ -330,15 +233,6 @@ def final_stats(log):
     return line
 
 
-def history_dump(schema):
-    out = []
-    for h in ("vehicle_history", "resource_history"):
-        out += [r["j"] for r in sql_json(
-            "SELECT (to_jsonb(t) - 'ingested_at')::text AS j FROM %s.%s t"
-            " ORDER BY kafka_partition, kafka_offset" % (schema, h))]
-    return out
-
-
 def same_id_two_types(tmp):
     """Two resources of types we have no table for, with one id, in one
     batch: the generic current table keeps both (its entity is type + id)."""
@@ -373,12 +267,12 @@ def same_id_two_types(tmp):
         else:
             ok("same_id_two_types")
     finally:
-        kafka_call(20, 1, struct.pack(">i", 1) + kstr(topic) + struct.pack(">i", int(30000 * TM)))
+        delete_topic(topic)
 
 
 def main():
     if not BROKERS or not DB:
-        print("FAIL consume_split: KAFKA_BROKERS and DATABASE_URL are required")
+        ko("consume_split", "KAFKA_BROKERS and DATABASE_URL are required")
         return 1
     tmp = tempfile.mkdtemp(prefix="consume_split.")
     t0 = time.time()
@@ -410,7 +304,7 @@ def main():
             why = check(s, msgs, good, bad, log)
             if not why:
                 # Kafka's committed offsets (for lag monitoring) too.
-                koffs = group_offsets(group, list(range(PARTS)))
+                koffs = group_offsets(group, TOPIC, list(range(PARTS)))
                 if koffs != ends:
                     why = "the group's committed offsets %s, partition ends %s" % (koffs, ends)
             if why:
@@ -421,7 +315,7 @@ def main():
             ok("split_batch_" + name)
             done.append((s, log, name))
         if len(done) == 2:
-            a, b = history_dump(done[0][0]), history_dump(done[1][0])
+            a, b = history_dump(done[0][0], HIST, ORDER), history_dump(done[1][0], HIST, ORDER)
             if a != b:
                 i = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), 0)
                 ko("same_history", "the history differs with the batch size (%d vs %d rows;"
@@ -455,21 +349,17 @@ def main():
     except Exception as e:  # noqa: BLE001 (one verdict)
         ko("consume_split", "%s: %s (logs in %s)" % (type(e).__name__, e, tmp))
     finally:
-        for s in schemas:
-            try:
-                sql("DROP SCHEMA IF EXISTS %s CASCADE" % s)
-            except Exception:  # noqa: BLE001
-                pass
+        drop_schemas(schemas)
         try:
             if groups:
                 delete_groups(groups)
-            delete_topic()
+            delete_topic(TOPIC)
         except Exception as e:  # noqa: BLE001
             print("   (cleanup: %s)" % e, flush=True)
         if results and all(results):
             shutil.rmtree(tmp, ignore_errors=True)
         print("   (%.1f s)" % (time.time() - t0), flush=True)
-    return 0 if results and all(results) else 1
+    return exit_code()
 
 
 if __name__ == "__main__":
