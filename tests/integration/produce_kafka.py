@@ -27,45 +27,20 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("MBTA_STREAM", os.path.join(ROOT, "build", "mbta-stream"))
-BROKERS = os.environ.get("KAFKA_BROKERS", "")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1") or 1)
-RUN = "%d_%d" % (os.getpid(), int(time.time()))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import (BIN, BROKERS, RUN, TM, exit_code, kcat_messages, ko, ok,  # noqa: E402
+                   read_truth, services, start_serve, stop, wait_for)
+
 PARTS = 3
 CLOCK = "2026-03-02T08:00:00-05:00"
-results = []
-
-
-def ok(name):
-    print("PASS " + name, flush=True)
-    results.append(True)
-
-
-def ko(name, why):
-    print("FAIL %s: %s" % (name, why), flush=True)
-    results.append(False)
 
 
 # ---------------------------------------------------------------- the source
 def start_source(tmp, name, extra):
     truth = os.path.join(tmp, name + ".truth")
     args = ["--port", "0", "--seed", "7", "--clock", CLOCK, "--truth", truth] + extra
-    p = subprocess.Popen([BIN, "serve"] + args, stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
-    url = p.stdout.readline().decode().strip()
-    if not url.startswith("http"):
-        p.kill()
-        raise RuntimeError("serve printed %r" % url)
+    p, url = start_serve(args, stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
     return p, url, truth
-
-
-def read_truth(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            if line.endswith("\n"):
-                out.append(json.loads(line))
-    return out
 
 
 def start_produce(tmp, name, url, topic, extra):
@@ -79,13 +54,8 @@ def start_produce(tmp, name, url, topic, extra):
 def consume(topic):
     """Every message of the topic: (partition, offset, key, value, headers,
     timestamp ms)."""
-    r = subprocess.run(["kcat", "-b", BROKERS, "-C", "-t", topic, "-e", "-J", "-q"],
-                       capture_output=True, timeout=60 * TM)
     msgs = []
-    for line in r.stdout.decode("utf-8").splitlines():
-        if not line.strip():
-            continue
-        m = json.loads(line)
+    for m in kcat_messages(topic):
         h = m.get("headers") or []
         hd = {h[i]: h[i + 1] for i in range(0, len(h), 2)}
         msgs.append((m["partition"], m["offset"], m["key"], m["payload"], hd, m.get("ts")))
@@ -138,25 +108,6 @@ def expected(truth, conn=None):
 
 def count_resets(truth):
     return sum(1 for t in truth if t["t"] == "event" and t["event"] == "reset" and not t["bad"])
-
-
-def wait_for(cond, secs):
-    end = time.time() + secs * TM
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def stop(p, secs=60):
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(timeout=secs * TM)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return "timeout"
 
 
 def check_topic(msgs, truth, name, nconns):
@@ -403,13 +354,6 @@ def finish(name, prod, plog, src, topic, tr, nconns):
     ok(name)
 
 
-def services(cmd):
-    env = dict(os.environ)
-    r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "services"), cmd],
-                       capture_output=True, env=env, timeout=120 * TM)
-    return r.returncode, (r.stdout + r.stderr).decode()[-300:]
-
-
 def case_broker_restart(tmp):
     name = "broker_restart"
     topic = "t.produce.restart.%s" % RUN
@@ -467,7 +411,7 @@ def main():
         except Exception as e:  # a crash in the test is a failure, not a pass
             ko(c, "exception: %r" % e)
     print("logs in " + tmp)
-    return 0 if all(results) and results else 1
+    return exit_code()
 
 
 if __name__ == "__main__":
