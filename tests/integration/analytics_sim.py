@@ -44,28 +44,15 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-BIN = os.environ["MBTA_STREAM"]
-BROKERS = os.environ["KAFKA_BROKERS"]
-DB = os.environ["DATABASE_URL"]
-M = float(os.environ.get("TMOUT_MULTIPLIER", "1"))
-RUN = "%d_%d" % (os.getpid(), int(time.time()))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import BIN, BROKERS, DB, RUN, TM, exit_code, result, results, start_serve  # noqa: E402
+
 SA, SB = "an_a_" + RUN, "an_b_" + RUN
 TOPIC = "mbta.an%s" % RUN
-fails = 0
-
-
-def report(name, ok, why=""):
-    global fails
-    if ok:
-        print("PASS " + name, flush=True)
-    else:
-        fails += 1
-        print("FAIL %s: %s" % (name, why), flush=True)
-
 
 def psql(sql):
     r = subprocess.run(["psql", "-qtAX", "-v", "ON_ERROR_STOP=1", "-F", "\t", DB, "-c", sql],
-                       capture_output=True, text=True, timeout=120 * M)
+                       capture_output=True, text=True, timeout=120 * TM)
     if r.returncode != 0:
         raise RuntimeError("psql: %s: %s" % (sql[:80], r.stderr.strip()))
     return [ln.split("\t") for ln in r.stdout.splitlines() if ln != ""]
@@ -84,7 +71,7 @@ def consume(schema, group, batch, log):
         [BIN, "consume", "-b", BROKERS, "--pg", DB, "--topics", "^" + TOPIC.replace(".", "\\.") + "\\..*",
          "--dead-letter-topic", TOPIC + ".dl", "--schema", schema, "--group", group,
          "--batch-size", str(batch), "--exit-at-eof", "--stats-interval", "0"],
-        stdout=subprocess.DEVNULL, stderr=log, timeout=90 * M).returncode
+        stdout=subprocess.DEVNULL, stderr=log, timeout=90 * TM).returncode
 
 
 def cols(schema, rel):
@@ -94,15 +81,17 @@ def cols(schema, rel):
 
 
 def main():
+    if not BROKERS or not DB:
+        return result("analytics_sim", False, "KAFKA_BROKERS and DATABASE_URL are required")
     tmp = tempfile.mkdtemp(prefix="analytics_")
     truth = os.path.join(tmp, "truth.jsonl")
     log = open(os.path.join(tmp, "log"), "w")
     clock = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    serve = subprocess.Popen([BIN, "serve", "--seed", "11", "--clock", clock, "--speed", "6",
-                              "--truth", truth], stdout=subprocess.PIPE, stderr=log, text=True)
-    procs = [serve]
+    procs = []
     try:
-        url = serve.stdout.readline().strip()
+        serve, url = start_serve(["--seed", "11", "--clock", clock, "--speed", "6",
+                                  "--truth", truth], stderr=log)
+        procs.append(serve)
         streams = ["vehicles=/vehicles@%s.vehicles",
                    "predictions=/predictions?filter[route_type]=0,1,2,3@%s.predictions",
                    "schedules=/schedules?filter[route_type]=0,1,2,3@%s.schedules",
@@ -115,15 +104,15 @@ def main():
         procs.append(prod)
         time.sleep(20)
         prod.send_signal(signal.SIGTERM)
-        prc = prod.wait(timeout=60 * M)
+        prc = prod.wait(timeout=60 * TM)
         serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=30 * M)
+        serve.wait(timeout=30 * TM)
         if prc != 0:
-            report("produce", False, "exit %d" % prc)
+            result("produce", False, "exit %d" % prc)
         rca = consume(SA, "ga" + RUN, 5000, log)
         rcb = consume(SB, "gb" + RUN, 7, log)
         if rca != 0 or rcb != 0:
-            report("consume", False, "exits %d %d (log %s)" % (rca, rcb, tmp))
+            result("consume", False, "exits %d %d (log %s)" % (rca, rcb, tmp))
             return
         check(truth)
     finally:
@@ -137,7 +126,7 @@ def main():
                 psql("DROP SCHEMA IF EXISTS %s CASCADE" % s)
             except Exception:
                 pass
-        if fails == 0:
+        if all(results):
             subprocess.run(["rm", "-rf", tmp])
 
 
@@ -163,7 +152,7 @@ def check(truth_path):
     empty = [r for r in ["vehicle_history", "prediction_history", "schedule_history",
                          "route_history", "actual_arrivals", "prediction_outcomes",
                          "prediction_schedule_delay", "ml_vehicle_features"] if counts[r] == 0]
-    report("replay_identical", not diffs and not empty,
+    result("replay_identical", not diffs and not empty,
            "; ".join(diffs) + (" empty: %s" % empty if empty else ""))
 
     # --- enrichment_present
@@ -179,7 +168,7 @@ def check(truth_path):
     ok = (int(r[0]) > 0 and r[1] == r[0] and int(r[2]) > 0 and r[3] == r[2] and r[4] == r[0]
           and r[5] == "0" and first == "0" and int(p[1]) > 0 and int(p[2]) > 0 and int(p[3]) > 0
           and p[4] == r[0])
-    report("enrichment_present", ok, "vehicles %s, predictions %s, first-sighting gaps %s" % (r, p, first))
+    result("enrichment_present", ok, "vehicles %s, predictions %s, first-sighting gaps %s" % (r, p, first))
 
     # --- truth
     arrivals = {}
@@ -215,7 +204,7 @@ def check(truth_path):
     span = {t: (ts(a), ts(b)) for t, a, b in seen}
     missed = [k for k, t in arrivals.items()
               if k[0] in span and span[k[0]][0] < t[2] <= span[k[0]][1] and k not in found]
-    report("arrivals_match_truth", len(found) >= 5 and not bad and not missed,
+    result("arrivals_match_truth", len(found) >= 5 and not bad and not missed,
            "%d detected, %d truth; %s; missed %s" % (len(found), len(arrivals), bad[:3], missed[:3]))
 
     # --- prediction_errors_match
@@ -244,7 +233,7 @@ def check(truth_path):
         if (trip, int(seq)) in found and t and ts(rcv) <= t[2]:
             want.add((pid, ts(pa)))
     missing = want - got
-    report("prediction_errors_match", len(out) >= 10 and not bad and not missing,
+    result("prediction_errors_match", len(out) >= 10 and not bad and not missing,
            "%d outcomes; %s; missing %s" % (len(out), bad[:3], sorted(missing)[:3]))
 
     # --- error_by_route
@@ -265,7 +254,7 @@ def check(truth_path):
         want90 = g[lo] + (g[min(lo + 1, len(g) - 1)] - g[lo]) * (k - lo)
         if abs(want90 - float(p90)) > 1e-6:
             bad.append("%s %s: p90 %s, expected %s" % (rt, b, p90, want90))
-    report("error_by_route", len(agg) > 0 and len(agg) == len(groups) and not bad, "%s" % bad[:3])
+    result("error_by_route", len(agg) > 0 and len(agg) == len(groups) and not bad, "%s" % bad[:3])
 
     # --- ml_features_typed
     j = psql("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = '%s'"
@@ -273,12 +262,12 @@ def check(truth_path):
     n = psql("SELECT (SELECT count(*) FROM %s.ml_vehicle_features) = (SELECT count(*) FROM"
              " %s.vehicle_history WHERE event <> 'remove'), (SELECT count(*) FROM %s.ml_prediction_features)"
              " = (SELECT count(*) FROM %s.prediction_history WHERE event <> 'remove')" % (SA, SA, SA, SA))[0]
-    report("ml_features_typed", not j and n == ["t", "t"], "raw columns %s, counts %s" % (j, n))
+    result("ml_features_typed", not j and n == ["t", "t"], "raw columns %s, counts %s" % (j, n))
 
 
 if __name__ == "__main__":
     try:
         main()
     except Exception as e:  # a crash is a failure, said in one line
-        report("analytics_sim", False, repr(e))
-    sys.exit(1 if fails else 0)
+        result("analytics_sim", False, repr(e))
+    sys.exit(exit_code(need_any=False))
