@@ -13,21 +13,10 @@ import sys
 import tempfile
 import time
 
-BIN = os.environ.get("MBTA_STREAM", "build/mbta-stream")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import BIN, ROOT, TM, exit_code, result  # noqa: E402
+
 CLOCK = "2026-12-04T14:00:00-05:00"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-failed = 0
-
-
-def result(name, ok, why=""):
-    global failed
-    if ok:
-        print("PASS %s" % name)
-    else:
-        failed += 1
-        print("FAIL %s: %s" % (name, why))
-    sys.stdout.flush()
 
 
 class Serve:
@@ -370,4 +359,4 @@ for t in (test_framing_truth_determinism, test_include_and_filters, test_api_key
         t()
     except Exception as e:  # one broken case must not hide the rest
         result(t.__name__, False, "%s: %s" % (type(e).__name__, e))
-sys.exit(1 if failed else 0)
+sys.exit(exit_code(need_any=False))

@@ -10,16 +10,8 @@ import subprocess
 import sys
 import tempfile
 
-BIN = os.environ.get("MBTA_STREAM", "build/mbta-stream")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1"))
-failed = 0
-
-
-def result(name, ok, why=""):
-    global failed
-    print(("PASS %s" % name) if ok else ("FAIL %s: %s" % (name, why)))
-    sys.stdout.flush()
-    failed += 0 if ok else 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import BIN, TM, exit_code, result, start_serve  # noqa: E402
 
 
 def records(path):
@@ -50,9 +42,8 @@ errl = r.stderr.decode().strip().splitlines()
 result("record_bad_url", r.returncode == 2 and len(errl) == 1 and "bad URL" in errl[0] and not os.path.exists(bad),
        "rc %d %r exists=%s" % (r.returncode, errl, os.path.exists(bad)))
 truth, rec = os.path.join(d, "truth.jsonl"), os.path.join(d, "x.sse-rec")
-srv = subprocess.Popen([BIN, "serve", "--log-level", "warn", "--clock", "2026-12-04T14:00:00Z", "--speed", "20",
-                        "--fault-close-after", "6", "--truth", truth], stdout=subprocess.PIPE)
-url = srv.stdout.readline().decode().strip()
+srv, url = start_serve(["--log-level", "warn", "--clock", "2026-12-04T14:00:00Z", "--speed", "20",
+                        "--fault-close-after", "6", "--truth", truth])
 try:
     r = subprocess.run([BIN, "record", url + "/vehicles?api_key=hidden&filter[route_type]=1&Api_Key=hidden", "--out", rec,
                         "--duration", str(4 * TM), "--log-level", "warn"], timeout=60 * TM, capture_output=True)
@@ -75,8 +66,8 @@ try:
 finally:
     srv.send_signal(signal.SIGTERM)
     srv.wait(timeout=10)
-rp = subprocess.Popen([BIN, "serve", "--log-level", "warn", "--replay", rec, "--speed", "50"], stdout=subprocess.PIPE)
-port = int(re.search(rb":(\d+)", rp.stdout.readline()).group(1))
+rp, rurl = start_serve(["--log-level", "warn", "--replay", rec, "--speed", "50"])
+port = int(re.search(r":(\d+)", rurl).group(1))
 import http.client
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=20 * TM)
 c.request("GET", "/vehicles", headers={"Accept": "text/event-stream"})
@@ -84,4 +75,4 @@ got = c.getresponse().read()
 rp.send_signal(signal.SIGTERM)
 rp.wait(timeout=10)
 result("record_replay_roundtrip", got == body, "%d vs %d bytes" % (len(got), len(body)))
-sys.exit(1 if failed else 0)
+sys.exit(exit_code(need_any=False))

@@ -21,9 +21,9 @@ import threading
 import time
 import zlib
 
-BIN = os.environ.get("MBTA_STREAM") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "mbta-stream")
-TM = float(os.environ.get("TMOUT_MULTIPLIER", "1") or 1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from itest import BIN, TM, exit_code, ko, ok  # noqa: E402
+
 SECRET = "sEcReT-kEy-4242"
 
 SCRIPTS = {}   # path -> function(handler, n) for the n-th request (0-based)
@@ -577,9 +577,8 @@ def case_connection_refused_retries():
 
 def main():
     if not os.access(BIN, os.X_OK):
-        print("FAIL sse_tail: %s is not built" % BIN)
+        ko("sse_tail", "%s is not built" % BIN)
         return 1
-    failed = 0
     cases = [(k, v) for k, v in sorted(globals().items()) if k.startswith("case_")]
     only = sys.argv[1:]
     for name, fn in cases:
@@ -588,15 +587,13 @@ def main():
             continue
         try:
             fn()
-            print("PASS sse_tail_%s" % name, flush=True)
+            ok("sse_tail_" + name)
         except Fail as e:
-            failed += 1
-            print("FAIL sse_tail_%s: %s" % (name, e), flush=True)
+            ko("sse_tail_" + name, e)
         except Exception as e:  # a broken test is a failure too
-            failed += 1
-            print("FAIL sse_tail_%s: %s: %s" % (name, type(e).__name__, e), flush=True)
+            ko("sse_tail_" + name, "%s: %s" % (type(e).__name__, e))
     SRV.shutdown()
-    return 1 if failed else 0
+    return exit_code(need_any=False)
 
 
 if __name__ == "__main__":
