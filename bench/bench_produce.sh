@@ -2,7 +2,7 @@
 # bench_produce: `mbta-stream produce` against kcat -P on the same messages,
 # same broker, same librdkafka settings. Prints numbers, asserts nothing.
 #
-#   sh bench/bench_produce.sh     (EVENTS=200000 RUNS=3 STREAM=vehicles by default)
+#   sh bench/bench_produce.sh     (EVENTS=200000 RUNS=5 STREAM=vehicles by default)
 #
 # What is compared, so that the source is not the bottleneck and both sides
 # do the same work:
@@ -20,9 +20,11 @@
 #     wall time of a 1-message kcat run (startup, metadata, flush), both
 #     shown.
 #   - CPU: user+sys of each whole process (all threads: librdkafka's too)
-#     from getrusage(RUSAGE_CHILDREN), in seconds per million messages; the
-#     design's "on one core" is this number.
-# Each of RUNS runs uses fresh topics; the medians decide the ratios.
+#     from getrusage(RUSAGE_CHILDREN), minus that of a 1-message run of the
+#     same program (start-up, topic, metadata, flush: as for the wall
+#     time), in seconds per million messages.
+# Each of RUNS runs uses fresh topics, after one warm-up round that is not
+# counted; the medians decide the ratios.
 #
 # Two ways, each run, one after the other (ONE_CORE=0 skips the second):
 #   - free: every process where the scheduler puts it, sharing the cores
@@ -53,7 +55,7 @@ set -u
 cd "$(dirname "$0")/.."
 BIN=${MBTA_STREAM:-build/mbta-stream}
 EVENTS=${EVENTS:-200000}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 STREAM=${STREAM:-vehicles}
 case $STREAM in
 vehicles) path='/vehicles?filter[route_type]=0,1' ;;
@@ -167,7 +169,7 @@ run=$$_$(date +%s)
 
 # one_run MODE R: produce then kcat on the same messages, MODE free or
 # onecore; appends "p_msgs p_bytes p_ms p_cpu k_msgs k_wall k1_wall k_cpu
-# n_events" to $tmp/results.MODE.
+# n_events p1_cpu k1_cpu" to $tmp/results.MODE (p1, k1: the 1-message runs).
 one_run() {
 	mode=$1
 	r=$2
@@ -187,6 +189,12 @@ one_run() {
 	spid=$!
 	pids="$spid"
 	url=$(wait_url "$tmp/replay.out")
+	# Start-up CPU (topic creation, metadata, connection, flush), as kcat's
+	# 1-message run below: one event into a topic of its own.
+	# shellcheck disable=SC2086
+	timed timeout 60 $pin0 "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
+		--max-events 1 --stream "$STREAM=$path@$topic.one" ${PRODUCE_EXTRA:-} \
+		>/dev/null 2>"$tmp/produce1.log" 3>"$tmp/produce1.time"
 	# shellcheck disable=SC2086
 	timed timeout 300 $pin0 "$BIN" produce -b "$KAFKA_BROKERS" --api-url "$url" --stats-interval 0 \
 		--max-events "$n_events" --stream "$STREAM=$path@$topic" ${PRODUCE_EXTRA:-} \
@@ -206,6 +214,7 @@ one_run() {
 	p_bytes=$(get bytes)
 	p_ms=$(get elapsed_ms)
 	p_cpu=$(cut -d' ' -f2 "$tmp/produce.time")
+	p1_cpu=$(cut -d' ' -f2 "$tmp/produce1.time")
 
 	# The same messages through kcat (created topic first, like produce).
 	kcat -b "$KAFKA_BROKERS" -C -t "$topic" -e -q -f '%k\t%s\n' >"$tmp/msgs"
@@ -229,17 +238,21 @@ one_run() {
 	k_wall=$(cut -d' ' -f1 "$tmp/kcat.time")
 	k_cpu=$(cut -d' ' -f2 "$tmp/kcat.time")
 	k1_wall=$(cut -d' ' -f1 "$tmp/kcat1.time")
-	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events" >>"$tmp/results.$mode"
+	k1_cpu=$(cut -d' ' -f2 "$tmp/kcat1.time")
+	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events $p1_cpu $k1_cpu" >>"$tmp/results.$mode"
 	awk -v r="$r" -v m="$mode" '{
 		ps = $3 / 1000; ks = $6 - $7; if (ks <= 0) ks = $6
 		printf "run %d (%s): produce %d msgs %.3f s %.0f msgs/s %.1f MB/s cpu %.3f s (%.2f s/M) | kcat %d msgs %.3f s (-%.3f startup) %.0f msgs/s cpu %.3f s (%.2f s/M)\n",
-			r, m, $1, ps, $1 / ps, $2 / ps / 1e6, $4, $4 / $1 * 1e6, $5, $6, $7, $5 / ks, $8, $8 / $5 * 1e6
+			r, m, $1, ps, $1 / ps, $2 / ps / 1e6, $4, ($4 - $10) / $1 * 1e6, $5, $6, $7, $5 / ks, $8, ($8 - $11) / $5 * 1e6
 	}' "$tmp/results.$mode" | tail -n 1
 }
 
 modes=free
 [ "$ONE_CORE" = 1 ] && modes="free onecore"
 for mode in $modes; do : >"$tmp/results.$mode"; done
+# A warm-up round, not counted: a freshly started broker (its JIT, its
+# first segments) is slower for whoever comes first, and produce does.
+one_run warmup 0 >/dev/null || exit 1
 r=0
 while [ $r -lt "$RUNS" ]; do
 	r=$((r + 1))
@@ -265,7 +278,7 @@ summary() {
 		printf "kcat -P%s (median): %d msgs in %.3f s (%.3f s with startup): %.0f msgs/s, %.2f MB/s\n", sfx, m, ks[i], kw[i], m / ks[i], b / ks[i] / 1e6
 	}'
 	awk -v n="$RUNS" -v sfx="$sfx" '{ pt[NR] = $1 / ($3 / 1000); kt[NR] = $5 / (($6 - $7 > 0) ? $6 - $7 : $6)
-		pc[NR] = $4 / $1 * 1e6; kc[NR] = $8 / $5 * 1e6 }
+		pc[NR] = ($4 - $10) / $1 * 1e6; kc[NR] = ($8 - $11) / $5 * 1e6 }
 	function med(a, k, i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
 	END {
 		p = med(pt, n); k = med(kt, n); c1 = med(pc, n); c2 = med(kc, n)
