@@ -38,16 +38,22 @@
 #     client's throughput is what its own CPU time per message allows.
 #
 # What it showed on the shared 2-core test machine (Dec 2026, 200,000
-# vehicle events of ~820 bytes, 3 partitions): produce 150,000-340,000
-# msgs/s, kcat 170,000-440,000; CPU per million messages produce ~3.9-4.9 s,
-# kcat ~3.0-3.6 s: ratios ~0.65-0.9 (throughput) and ~0.7-0.8 (CPU),
-# noisy because other work shares the cores. Where produce's extra CPU
-# goes (perf): validating every resource's JSON (jscan, ~0.5 us/msg after
-# a 2.6x speed-up), receiving and parsing SSE over HTTP (~0.6 us/msg,
-# `tail --raw`), and smaller batches (a live source fills linger.ms=5
-# batches of ~330 per partition where kcat's preloaded file fills
-# batch.size) costing the broker thread ~25% more. Headers (5 allocations
-# per message in librdkafka) and malloc/free are the same on both sides.
+# vehicle events of ~850 bytes, 3 partitions), from one invocation to the
+# next: on one core, produce 0.9-1.1x kcat's messages/s and CPU per
+# message (parity: ~2.5-2.9 CPU-s per million messages each); free,
+# 0.77-0.93x (serve, the source, takes its CPU from produce's on 2 cores).
+# Where produce's CPU goes (perf, one core): the broker thread (compression,
+# batches; the same as kcat's) about a third; JSON validation of every
+# resource (jscan's SSE2 fast path) ~16%; receiving over loopback TCP
+# (recvfrom in the kernel) ~10-13%; librdkafka's produce calls, headers
+# and allocations (jemalloc) ~15%. What got it from 0.75x to parity:
+# jemalloc instead of glibc's malloc (librdkafka's ~7 small allocations
+# per message freed in bursts by the delivery reports: -15% CPU), jscan's
+# fast path (1.4x), the record timestamp from the received-at clock read
+# (no gettimeofday per message), cheaper number formatting. Tried and
+# worse or no change: our own arena for values (no F_COPY: glibc then
+# spent more in small allocations), larger curl buffers (64-256 KB: more
+# CPU), linger.ms 10/20, GLIBC tcache tuning.
 #
 # Uses KAFKA_BROKERS when set; otherwise brings up its own services under a
 # private state directory and takes them down at the end.
