@@ -8,7 +8,6 @@ asserts on its stdout (the JSON lines), stderr (one clear line per problem),
 exit code, and on what the server saw (request count, headers, timing).
 Prints one PASS/FAIL line per case; exits non-zero if any failed.
 """
-import gzip
 import http.server
 import json
 import os
