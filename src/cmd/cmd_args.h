@@ -1,6 +1,6 @@
 /*
- * cmd_args: what the `tail`, `record` and `serve` entry points share when
- * they read their arguments: opt_parse followed by the log level (one
+ * cmd_args: what the entry points share when they read their arguments:
+ * opt_parse followed by the log level (one
  * usage line on stderr, exit codes as cmd.h says), and the option table
  * rows and sse_stream_conf of an SSE source, so that `record` reconnects
  * exactly like `tail` and both take the same flags.
@@ -20,6 +20,14 @@
  */
 int cmd_args_parse(const struct opt *opts, const char *cmd, const char *synopsis, int argc,
                    char **argv, struct strlist *positional, char *const *log_level);
+
+/* The --log-level row every subcommand has (p: char **), read by
+ * cmd_args_parse. */
+/* clang-format off */
+#define CMD_ARGS_LOG_LEVEL_OPT(p)                                                                  \
+    {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",                             \
+     "error, warn, info or debug", (p), 0}
+/* clang-format on */
 
 /* The flags of one SSE source; filled by opt_parse through the rows below. */
 struct cmd_args_stream {

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_args.h"
 #include "kafka/consumer.h"
 #include "pg/migrate.h"
 #include "pg/pgconn.h"
@@ -264,21 +265,16 @@ int cmd_consume(int argc, char **argv)
          "exit 0 once every assigned partition is at its end", &exit_at_eof, 0},
         {"X", 'X', OPT_LIST, NULL, NULL, 0, 0, "KEY=VALUE", "librdkafka property (repeatable)", &kv,
          OPT_F_MERGE},
-        {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
-         "error, warn, info or debug", &loglevel, 0},
+        CMD_ARGS_LOG_LEVEL_OPT(&loglevel),
         {0},
     };
-    int r = opt_parse(opts, "consume",
-                      "-b HOST:PORT --pg CONNINFO [--topics RE] [--group ID] [options]", argc, argv,
-                      NULL, err, sizeof(err));
-    if (r != 0) {
-        if (r < 0)
-            fprintf(stderr, "mbta-stream consume: %s\n", err);
-        rc = r > 0 ? 0 : 2;
+    int r = cmd_args_parse(opts, "consume",
+                           "-b HOST:PORT --pg CONNINFO [--topics RE] [--group ID] [options]", argc,
+                           argv, NULL, &loglevel);
+    if (r >= 0) {
+        rc = r;
         goto out;
     }
-    if (loglevel && log_level_parse(loglevel) >= 0)
-        log_level_current = log_level_parse(loglevel);
     if (!brokers || !*brokers) {
         fprintf(stderr, "mbta-stream consume: -b/--brokers is required (or KAFKA_BROKERS)\n");
         goto out;

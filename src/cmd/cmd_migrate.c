@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "cmd/cmd.h"
+#include "cmd/cmd_args.h"
 #include "pg/migrate.h"
 #include "pg/pgconn.h"
 #include "util/log.h"
@@ -22,20 +23,15 @@ int cmd_migrate(int argc, char **argv)
          OPT_F_SECRET},
         {"schema", 0, OPT_STR, "MBTA_SCHEMA", "mbta", 0, 0, "NAME", "schema to create or upgrade",
          &schema, 0},
-        {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
-         "error, warn, info or debug", &loglevel, 0},
+        CMD_ARGS_LOG_LEVEL_OPT(&loglevel),
         {0},
     };
-    int r = opt_parse(opts, "migrate", "[--pg CONNINFO] [--schema NAME]", argc, argv, NULL, err,
-                      sizeof(err));
-    if (r != 0) {
-        if (r < 0)
-            fprintf(stderr, "mbta-stream migrate: %s\n", err);
-        rc = r > 0 ? 0 : 2;
+    int r = cmd_args_parse(opts, "migrate", "[--pg CONNINFO] [--schema NAME]", argc, argv, NULL,
+                           &loglevel);
+    if (r >= 0) {
+        rc = r;
         goto out;
     }
-    if (log_level_parse(loglevel) >= 0)
-        log_level_current = log_level_parse(loglevel);
     if (!pg_migrate_schema_ok(schema)) {
         fprintf(stderr,
                 "mbta-stream migrate: --schema \"%s\": use lower-case letters, digits and _\n",

@@ -79,8 +79,7 @@ static const struct opt produce_opts[] = {
     {"max-event", 0, OPT_INT, NULL, "67108864", 1024, 1073741824, "BYTES",
      "largest SSE event accepted; larger ones are dead letters", &o_src.max_event, 0},
     CMD_ARGS_VERBOSE_OPT(&o_src),
-    {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL", "error|warn|info|debug",
-     &o_log_level, 0},
+    CMD_ARGS_LOG_LEVEL_OPT(&o_log_level),
     {NULL, 0, 0, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
 };
 

@@ -87,8 +87,7 @@ int cmd_record(int argc, char **argv)
         {"max-bytes", 0, OPT_INT, NULL, "0", 0, 1e15, "N", "stop after N body bytes (0: never)",
          &max_bytes, 0},
         CMD_ARGS_STREAM_OPTS(&sa),
-        {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
-         "error, warn, info or debug", &log_level, 0},
+        CMD_ARGS_LOG_LEVEL_OPT(&log_level),
         {NULL, 0, OPT_STR, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     struct sse_client *c = NULL;

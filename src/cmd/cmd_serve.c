@@ -66,8 +66,7 @@ int cmd_serve(int argc, char **argv)
          &fcount, 0},
         {"fault-drop-vehicles", 0, OPT_INT, NULL, "0", 0, 64, "N",
          "each reconnect's reset misses N vehicles of the previous connection's state", &drop, 0},
-        {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
-         "error, warn, info or debug", &log_level, 0},
+        CMD_ARGS_LOG_LEVEL_OPT(&log_level),
         {NULL, 0, OPT_STR, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     char errstr[512];

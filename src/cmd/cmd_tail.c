@@ -190,8 +190,7 @@ int cmd_tail(int argc, char **argv)
         {"raw", 0, OPT_BOOL, NULL, NULL, 0, 0, NULL, "print the body bytes as received", &raw, 0},
         {"count", 0, OPT_INT, NULL, "0", 0, 1e12, "N", "exit 0 after N events (0: never)", &count,
          0},
-        {"log-level", 0, OPT_STR, "MBTA_LOG_LEVEL", "info", 0, 0, "LEVEL",
-         "error, warn, info or debug", &log_level, 0},
+        CMD_ARGS_LOG_LEVEL_OPT(&log_level),
         {NULL, 0, OPT_STR, NULL, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     struct sse_client *c = NULL;
