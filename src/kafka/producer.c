@@ -272,8 +272,7 @@ int producer_topic_partitions(struct producer *p, const char *topic, int timeout
 
 int producer_send(struct producer *p, const char *topic, int32_t partition, const void *key,
                   size_t klen, const void *val, size_t vlen, const struct producer_hdr *hdrs,
-                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr,
-                  size_t errsz)
+                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr, size_t errsz)
 {
     rd_kafka_topic_t *rkt = producer_rkt(p, topic);
     if (!rkt) {

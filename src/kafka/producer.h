@@ -77,8 +77,7 @@ enum { PRODUCER_OK = 0, PRODUCER_FULL = 1, PRODUCER_ERR = -1 };
  */
 int producer_send(struct producer *p, const char *topic, int32_t partition, const void *key,
                   size_t klen, const void *val, size_t vlen, const struct producer_hdr *hdrs,
-                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr,
-                  size_t errsz);
+                  size_t nhdrs, int64_t timestamp_ms, void *msg_opaque, char *errstr, size_t errsz);
 
 /* Serves delivery reports and errors for at most timeout_ms. */
 void producer_poll(struct producer *p, int timeout_ms);
