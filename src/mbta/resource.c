@@ -179,77 +179,11 @@ int res_split_key(const char *key, size_t len, const char **type, size_t *tlen, 
     return 0;
 }
 
-static int digits(const char *s, size_t n, int *out)
-{
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
+/* The grammar and checks are util/civil's, shared with serve's --clock;
+ * resources require the offset: a timestamp without one is ambiguous. */
 int res_parse_ts(const char *s, size_t len, int64_t *us)
 {
-    int y, mo, d, h, mi, sec, frac_us = 0;
-    size_t p = 19;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
-        s[16] != ':')
-        return -1;
-    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
-        digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &sec))
-        return -1;
-    if (y < 1900 || y > 2999 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
-        return -1;
-    if (p < len && s[p] == '.') {
-        size_t n = 0;
-        p++;
-        while (p < len && s[p] >= '0' && s[p] <= '9') {
-            if (n < 6)
-                frac_us = frac_us * 10 + (s[p] - '0');
-            n++;
-            p++;
-        }
-        if (n == 0 || n > 9)
-            return -1;
-        for (; n < 6; n++)
-            frac_us *= 10;
-    }
-    int off_min;
-    if (p < len && s[p] == 'Z') {
-        off_min = 0;
-        p++;
-    } else if (p < len && (s[p] == '+' || s[p] == '-')) {
-        int oh, om;
-        int sign = s[p] == '-' ? -1 : 1;
-        if (len - p == 6 && s[p + 3] == ':') {
-            if (digits(s + p + 1, 2, &oh) || digits(s + p + 4, 2, &om))
-                return -1;
-            p += 6;
-        } else if (len - p == 5) {
-            if (digits(s + p + 1, 2, &oh) || digits(s + p + 3, 2, &om))
-                return -1;
-            p += 5;
-        } else {
-            return -1;
-        }
-        if (oh > 23 || om > 59)
-            return -1;
-        off_min = sign * (oh * 60 + om);
-    } else {
-        return -1;
-    }
-    if (p != len)
-        return -1;
-    int64_t secs = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
-    *us = secs * 1000000 + frac_us;
-    return 0;
+    return civil_parse_iso8601(s, len, 0, us, NULL, 0);
 }
 
 /* ---- a walker over JSON that jscan_validate already accepted ----------

@@ -98,8 +98,9 @@ void res_row_fini(struct res_row *row);
 /*
  * Parses an ISO 8601 timestamp with an offset or Z, e.g.
  * "2026-12-04T14:03:11-05:00" or "2026-12-04T19:03:11.123Z", into
- * microseconds since the epoch. Returns 0 or -1 (syntax, range: years
- * 1900-2999).
+ * microseconds since the epoch: civil_parse_iso8601 with the offset
+ * required (grammar and checks there). Returns 0 or -1 (syntax, range:
+ * years 1900-2999, month lengths).
  */
 int res_parse_ts(const char *s, size_t len, int64_t *us);
 
