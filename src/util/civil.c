@@ -153,9 +153,14 @@ int civil_parse_iso8601(const char *s, size_t n, unsigned flags, int64_t *us, ch
         if (oh > 23 || om > 59)
             return civil_fail(errstr, errsz, "offset %.*s is out of range", (int)(n - p), s + p);
         off_min = (s[p] == '-' ? -1 : 1) * (oh * 60 + om);
+    } else if (s[p] == 'z' && n - p == 1) {
+        /* RFC 3339 allows it; resources never did, and one grammar for
+         * both callers means serve's --clock does not either. */
+        return civil_fail(errstr, errsz, "offset: lower-case z (write Z)");
     } else {
-        return civil_fail(errstr, errsz, "offset: expected Z, +hh:mm, -hh:mm, +hhmm or -hhmm%s",
-                          flags & CIVIL_ISO_OFFSET_OPTIONAL ? " or nothing" : "");
+        return civil_fail(errstr, errsz, "offset: expected Z, +hh:mm, -hh:mm, +hhmm%s",
+                          flags & CIVIL_ISO_OFFSET_OPTIONAL ? ", -hhmm or nothing (UTC)"
+                                                            : " or -hhmm");
     }
     int64_t secs = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
     *us = secs * 1000000 + frac_us;
