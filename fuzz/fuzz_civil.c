@@ -10,7 +10,10 @@
  * timestamps; random digits in the template) and aborts on the first
  * difference, so every run of this target, CI's short ones included, replays
  * it. The fuzzer then tries the raw input, and the input laid over a valid
- * timestamp (most random bytes fail at the first character).
+ * timestamp (most random bytes fail at the first character). On every input
+ * also: civil_parse_iso8601 with the offset optional (serve's --clock)
+ * accepts what resources accept, as the same instant, and what it accepts
+ * without an offset is the same instant as with "Z".
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -116,6 +119,27 @@ static void check(const char *s, size_t n)
         fprintf(stderr, "fuzz_civil: \"%.*s\" (%zu bytes): old rc %d us %lld, new rc %d us %lld\n",
                 (int)n, s, n, old_rc, (long long)old_us, new_rc, (long long)new_us);
         abort();
+    }
+    /* The same parser with the offset optional (serve's --clock) accepts
+     * a superset: the same instants, and without an offset, UTC's. */
+    int64_t opt_us = UNTOUCHED, z_us = UNTOUCHED;
+    int opt_rc = civil_parse_iso8601(s, n, CIVIL_ISO_OFFSET_OPTIONAL, &opt_us, NULL, 0);
+    if (new_rc == 0 && (opt_rc != 0 || opt_us != new_us)) {
+        fprintf(stderr, "fuzz_civil: \"%.*s\": refused or moved with the offset optional\n", (int)n,
+                s);
+        abort();
+    }
+    if (opt_rc == 0 && new_rc != 0) {
+        char b[128];
+        if (n + 1 > sizeof(b))
+            abort(); /* nothing that long can be a timestamp */
+        memcpy(b, s, n);
+        b[n] = 'Z';
+        if (civil_parse_iso8601(b, n + 1, 0, &z_us, NULL, 0) || z_us != opt_us) {
+            fprintf(stderr, "fuzz_civil: \"%.*s\": accepted with the offset optional, not as UTC\n",
+                    (int)n, s);
+            abort();
+        }
     }
 }
 
