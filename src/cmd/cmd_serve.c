@@ -98,8 +98,9 @@ int cmd_serve(int argc, char **argv)
         .fault_cr = cr,
         .fault_drip = drip,
     };
-    if (clock_str && sim_parse_time(clock_str, &conf.clock_s)) {
-        fprintf(stderr, "mbta-stream serve: clock: \"%s\" is not an ISO 8601 instant\n", clock_str);
+    if (clock_str && sim_parse_time(clock_str, &conf.clock_s, errstr, sizeof(errstr))) {
+        fprintf(stderr, "mbta-stream serve: clock: \"%s\" is not an ISO 8601 instant: %s\n",
+                clock_str, errstr);
         goto out;
     }
     if (fstatus && (fstatus < 100 || fstatus == 200)) {

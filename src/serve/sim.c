@@ -247,49 +247,16 @@ void sim_format_time(int64_t unix_s, char out[32])
           (int)(sec / 60 % 60), (int)(sec % 60), off < 0 ? '-' : '+', aoff / 60, aoff % 60);
 }
 
-static int digits(const char *p, int n, int *out)
+/* util/civil's parser, the one resources use, with the offset optional;
+ * whole seconds, the fraction dropped (floor: instants before 1970 too). */
+int sim_parse_time(const char *str, int64_t *unix_s, char *errstr, size_t errsz)
 {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int sim_parse_time(const char *str, int64_t *unix_s)
-{
-    int y, mo, d, h, mi, se, oh = 0, om = 0, sign = 0;
-    const char *p = str;
-    if (!p || strlen(p) < 19)
+    int64_t us;
+    if (!str)
         return -1;
-    if (digits(p, 4, &y) || p[4] != '-' || digits(p + 5, 2, &mo) || p[7] != '-' ||
-        digits(p + 8, 2, &d) || (p[10] != 'T' && p[10] != ' ') || digits(p + 11, 2, &h) ||
-        p[13] != ':' || digits(p + 14, 2, &mi) || p[16] != ':' || digits(p + 17, 2, &se))
+    if (civil_parse_iso8601(str, strlen(str), CIVIL_ISO_OFFSET_OPTIONAL, &us, errstr, errsz))
         return -1;
-    p += 19;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        sign = *p == '-' ? -1 : 1;
-        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om))
-            return -1;
-        p += 6;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || oh > 23 ||
-        om > 59)
-        return -1;
-    int64_t t = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-    *unix_s = t - (int64_t)sign * (oh * 3600 + om * 60);
+    *unix_s = civil_floordiv(us, 1000000);
     return 0;
 }
 

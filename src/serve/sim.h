@@ -90,9 +90,10 @@ void sim_arrivals_clear(struct sim *s);
 int sim_ny_offset_min(int64_t unix_s);
 /* Writes "2026-12-04T14:03:11-05:00" (26 bytes + NUL) into out[32]. */
 void sim_format_time(int64_t unix_s, char out[32]);
-/* Parses ISO 8601 "YYYY-MM-DDTHH:MM:SS" with "Z", "+HH:MM" or "-HH:MM"
- * (no offset: UTC) and optional fractional seconds (ignored).
- * Returns 0, or -1 on a malformed value. */
-int sim_parse_time(const char *str, int64_t *unix_s);
+/* Parses ISO 8601 "YYYY-MM-DDTHH:MM:SS" with an optional fraction (dropped)
+ * and "Z", "+HH:MM", "-HH:MM", "+HHMM" or "-HHMM" or no offset (UTC):
+ * civil_parse_iso8601's grammar and checks (month lengths, years
+ * 1900-2999). Returns 0, or -1 with the reason in errstr[errsz] (optional). */
+int sim_parse_time(const char *str, int64_t *unix_s, char *errstr, size_t errsz);
 
 #endif

@@ -29,16 +29,54 @@ static void test_ny_offset(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t t, back;
         char out[32];
-        T_ASSERTF(sim_parse_time(cases[i].utc, &t) == 0, "parse %s", cases[i].utc);
+        T_ASSERTF(sim_parse_time(cases[i].utc, &t, NULL, 0) == 0, "parse %s", cases[i].utc);
         sim_format_time(t, out);
         T_EQ_STR(out, cases[i].local);
-        T_ASSERT(sim_parse_time(out, &back) == 0);
+        T_ASSERT(sim_parse_time(out, &back, NULL, 0) == 0);
         T_EQ_INT(back, t);
     }
     int64_t t;
-    T_ASSERT(sim_parse_time("2026-13-01T00:00:00Z", &t) < 0);
-    T_ASSERT(sim_parse_time("2026-12-01 00:00", &t) < 0);
-    T_ASSERT(sim_parse_time("2026-12-01T00:00:00.123+01:30", &t) == 0);
+    T_ASSERT(sim_parse_time("2026-13-01T00:00:00Z", &t, NULL, 0) < 0);
+    T_ASSERT(sim_parse_time("2026-12-01 00:00", &t, NULL, 0) < 0);
+    T_ASSERT(sim_parse_time("2026-12-01T00:00:00.123+01:30", &t, NULL, 0) == 0);
+}
+
+/* --clock is read by util/civil's parser, the resources' one, offset
+ * optional: whole seconds, floor (the fraction dropped, before 1970 too). */
+static void test_parse_time(void)
+{
+    int64_t t;
+    T_EQ_INT(sim_parse_time("2026-12-04T19:03:11", &t, NULL, 0), 0);
+    T_EQ_INT(t, 1796410991);
+    T_EQ_INT(sim_parse_time("2026-12-04T19:03:11.999", &t, NULL, 0), 0);
+    T_EQ_INT(t, 1796410991);
+    T_EQ_INT(sim_parse_time("1969-12-31T23:59:59.5Z", &t, NULL, 0), 0);
+    T_EQ_INT(t, -1);
+    T_EQ_INT(sim_parse_time(NULL, &t, NULL, 0), -1);
+    /* Newly accepted with the resources' grammar: "+hhmm". */
+    T_EQ_INT(sim_parse_time("2026-12-04T14:03:11-0500", &t, NULL, 0), 0);
+    T_EQ_INT(t, 1796410991);
+    /* Newly refused (accepted before the parsers were one, some as another
+     * day: 2026-02-30 was 2026-03-02): month lengths, years outside
+     * 1900-2999, a lower-case "z", more than 9 fraction digits. */
+    static const struct {
+        const char *s, *why;
+    } refused[] = {
+        {"2026-02-30T00:00:00", "day 30 is out of range (2026-02 has 28 days)"},
+        {"2026-02-29T00:00:00Z", "day 29"},
+        {"2026-04-31T12:00:00-04:00", "day 31"},
+        {"1899-12-31T23:59:59Z", "year 1899"},
+        {"3000-01-01T00:00:00", "year 3000"},
+        {"2026-12-04T19:03:11z", "lower-case z"},
+        {"2026-12-04T19:03:11.1234567890Z", "fraction"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char why[128] = "";
+        t = 42;
+        T_ASSERTF(sim_parse_time(refused[i].s, &t, why, sizeof(why)) == -1 && t == 42 &&
+                      strstr(why, refused[i].why),
+                  "%s: \"%s\"", refused[i].s, why);
+    }
 }
 
 static void test_deterministic(void)
@@ -267,6 +305,7 @@ static void test_query_errors(void)
 int main(void)
 {
     T_RUN(test_ny_offset);
+    T_RUN(test_parse_time);
     T_RUN(test_deterministic);
     T_RUN(test_render_valid);
     T_RUN(test_transitions_and_arrivals);
