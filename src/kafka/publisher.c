@@ -12,18 +12,26 @@
 
 /* ======================================================== the plan (pure) */
 
-static const char *const kind_names[] = {"reset", "add", "update", "remove", "bad", "ignored"};
-static const size_t kind_lens[] = {5, 3, 6, 6, 3, 7};
+/* Each kind's name and length (the `event` header value), by enum order. */
+/* clang-format off */
+#define KIND(s) {s, sizeof(s) - 1}
+static const struct {
+    const char *name;
+    size_t len;
+} kinds[] = {KIND("reset"), KIND("add"), KIND("update"), KIND("remove"), KIND("bad"),
+             KIND("ignored")};
+#undef KIND
+/* clang-format on */
 
 const char *publisher_kind_name(enum publisher_kind k)
 {
-    return (unsigned)k <= PUBLISHER_IGNORED ? kind_names[k] : "?";
+    return (unsigned)k <= PUBLISHER_IGNORED ? kinds[k].name : "?";
 }
 
 enum publisher_kind publisher_kind_parse(const char *name, size_t len)
 {
     for (int k = PUBLISHER_RESET; k <= PUBLISHER_REMOVE; k++)
-        if (len == strlen(kind_names[k]) && !memcmp(name, kind_names[k], len))
+        if (len == kinds[k].len && !memcmp(name, kinds[k].name, len))
             return (enum publisher_kind)k;
     return PUBLISHER_IGNORED;
 }
@@ -166,7 +174,7 @@ enum publisher_kind publisher_plan_init(struct publisher_plan *p, enum publisher
         p->kind = PUBLISHER_IGNORED;
         return p->kind;
     }
-    p->evname = kind_names[kind];
+    p->evname = kinds[kind].name;
     if (kind == PUBLISHER_RESET) {
         size_t n = 0;
         if (jscan_array(p->data, len, PUBLISHER_DEPTH, 0, scratch, cap, &n, p->reason,
@@ -221,8 +229,8 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
     m->partition = -1;
     switch (p->kind) {
     case PUBLISHER_RESET:
-        event = kind_names[PUBLISHER_RESET];
-        elen = kind_lens[PUBLISHER_RESET];
+        event = kinds[PUBLISHER_RESET].name;
+        elen = kinds[PUBLISHER_RESET].len;
         if (i < p->nitems) {
             const struct jscan_span *sp = &p->items[i];
             const char *item = p->data + sp->off;
@@ -254,8 +262,8 @@ int publisher_plan_msg(const struct publisher_plan *p, int partitions, size_t i,
     case PUBLISHER_ADD:
     case PUBLISHER_UPDATE:
     case PUBLISHER_REMOVE:
-        event = kind_names[p->kind];
-        elen = kind_lens[p->kind];
+        event = kinds[p->kind].name;
+        elen = kinds[p->kind].len;
         m->key = p->key;
         m->klen = p->klen;
         m->val = p->kind == PUBLISHER_REMOVE ? NULL : p->data;
@@ -571,7 +579,7 @@ void publisher_stream_event(struct publisher_stream *s, const char *type, size_t
     if (kind != PUBLISHER_RESET && !s->have_reset && !s->warned_no_reset) {
         s->warned_no_reset = 1;
         log_warn("%s: %s before any reset; produced with generation %" PRId64, s->name,
-                 kind_names[kind], s->generation);
+                 kinds[kind].name, s->generation);
     }
     struct job j;
     if (publisher_plan_init(&j.plan, kind, s->name, data, len, received_ns, s->seq, &s->generation,
