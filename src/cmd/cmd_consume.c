@@ -286,11 +286,13 @@ int cmd_consume(int argc, char **argv)
         goto out;
     }
     sig_install();
-    /* Before any thread. glibc gives each thread that allocates its own
-     * arena (librdkafka's broker threads, the sink's parser thread), each
-     * keeping what it once held: two arenas for the whole process. (A fixed
-     * M_MMAP_THRESHOLD of 256 KB was tried too: it made the drain 20 %
-     * slower, every fetch and batch buffer mapped and unmapped.) */
+    /* Before any thread. For glibc's malloc (a MALLOC=libc or sanitizer
+     * build; jemalloc, the default, ignores it): glibc gives each thread
+     * that allocates its own arena (librdkafka's broker threads, the sink's
+     * parser thread), each keeping what it once held: two arenas for the
+     * whole process. (A fixed M_MMAP_THRESHOLD of 256 KB was tried too: it
+     * made the drain 20 % slower, every fetch and batch buffer mapped and
+     * unmapped.) */
     mallopt(M_ARENA_MAX, 2);
     a.rnd = (uint64_t)clock_realtime_ns() | 1;
     rc = 1;
