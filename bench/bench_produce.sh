@@ -291,6 +291,11 @@ summary() {
 		printf "CPU per million messages%s (median): produce %.2f s, kcat %.2f s\n", sfx, c1, c2
 		printf "ratio throughput%s (produce msgs/s / kcat msgs/s): %.2f\n", sfx, p / k
 		printf "ratio CPU per message%s (kcat / produce, >= 1 means produce is cheaper): %.2f\n", sfx, c2 / c1
+		# The pair of each run (produce, then kcat, seconds apart): how far
+		# the noise of the machine moves one comparison.
+		for (i = 1; i <= n; i++) { rt[i] = pt[i] / kt[i]; rc[i] = kc[i] / pc[i] }
+		m1 = med(rt, n); m2 = med(rc, n)
+		printf "spread%s, produce/kcat of each run: throughput %.2f-%.2f (median %.2f), CPU per message %.2f-%.2f (median %.2f)\n", sfx, rt[1], rt[n], m1, rc[1], rc[n], m2
 	}' "$res"
 }
 summary "$tmp/results.free" ""
