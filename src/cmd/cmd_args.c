@@ -38,6 +38,7 @@ int cmd_args_stream_conf(struct cmd_args_stream *s, const char *url, struct sse_
     memset(conf, 0, sizeof(*conf));
     conf->url = url;
     conf->api_key = s->api_key;
+    conf->cacert = s->cacert;
     conf->headers = s->hdrv;
     conf->idle_timeout_ms = s->idle_timeout;
     conf->connect_timeout_ms = s->connect_timeout;

@@ -32,7 +32,7 @@ int cmd_args_parse(const struct opt *opts, const char *cmd, const char *synopsis
 /* The flags of one SSE source; filled by opt_parse through the rows below. */
 struct cmd_args_stream {
     struct strlist headers;
-    char *api_key;
+    char *api_key, *cacert;
     long idle_timeout, connect_timeout, backoff_base, backoff_cap, healthy, retry_after_cap;
     long max_line, max_event;
     int verbose;
@@ -50,6 +50,8 @@ struct cmd_args_stream {
      "add a request header (repeatable)", &(s)->headers, 0},                                     \
     {"api-key", 0, OPT_STR, "MBTA_API_KEY", NULL, 0, 0, "KEY", "sent as x-api-key",              \
      &(s)->api_key, OPT_F_SECRET},                                                               \
+    {"cacert", 0, OPT_STR, NULL, NULL, 0, 0, "FILE",                                             \
+     "CA certificates (PEM) to verify the server with, instead of the system's", &(s)->cacert, 0}, \
     {"idle-timeout", 0, OPT_INT, NULL, "75000", 1, 86400000, "MS",                               \
      "no byte for this long: reconnect", &(s)->idle_timeout, 0},                                 \
     {"connect-timeout", 0, OPT_INT, NULL, "10000", 1, 600000, "MS", "TCP+TLS connect timeout",   \

@@ -14,11 +14,13 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/clock.h"
@@ -650,6 +652,11 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
         if (!s->name)
             goto nomem;
     }
+    /* Said now, in one line, rather than as a TLS error at every attempt. */
+    if (conf->cacert && access(conf->cacert, R_OK) != 0) {
+        snprintf(errstr, errsz, "cacert %s: %s", conf->cacert, strerror(errno));
+        goto fail;
+    }
     for (const char *const *hp = conf->headers; hp && *hp; hp++) {
         if (!strchr(*hp, ':')) {
             snprintf(errstr, errsz, "header \"%s\": expected \"Name: value\"", *hp);
@@ -697,6 +704,8 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (conf->cacert) /* libcurl keeps its own copy */
+        curl_easy_setopt(e, CURLOPT_CAINFO, conf->cacert);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
