@@ -112,7 +112,7 @@ static void check(const char *s, size_t n)
 {
     int64_t old_us = UNTOUCHED, new_us = UNTOUCHED;
     int old_rc = old_res_parse_ts(s, n, &old_us);
-    int new_rc = res_parse_ts(s, n, &new_us);
+    int new_rc = res_parse_ts(s, n, &new_us, NULL, 0);
     checked++;
     accepted += old_rc == 0;
     if (old_rc != new_rc || old_us != new_us) {

@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a refusal always says why */
     }
     (void)res_split_key((const char *)data, size, &t, &tl, &id, &il);
-    (void)res_parse_ts((const char *)data, size, &us);
+    why[0] = '\0';
+    if (res_parse_ts((const char *)data, size, &us, why, sizeof(why)) != 0 && !why[0])
+        abort(); /* so does a refused timestamp */
     return 0;
 }

@@ -181,9 +181,9 @@ int res_split_key(const char *key, size_t len, const char **type, size_t *tlen, 
 
 /* The grammar and checks are util/civil's, shared with serve's --clock;
  * resources require the offset: a timestamp without one is ambiguous. */
-int res_parse_ts(const char *s, size_t len, int64_t *us)
+int res_parse_ts(const char *s, size_t len, int64_t *us, char *errstr, size_t errsz)
 {
-    return civil_parse_iso8601(s, len, 0, us, NULL, 0);
+    return civil_parse_iso8601(s, len, 0, us, errstr, errsz);
 }
 
 /* ---- a walker over JSON that jscan_validate already accepted ----------
@@ -396,9 +396,10 @@ static int col_value(const struct res_col *c, struct span j, struct res_value *v
             goto wrong;
         if (str_value(j, &t, &tl, owned))
             goto nomem;
-        if (res_parse_ts(t, tl, &v->i)) {
-            snprintf(errstr, errsz, "attributes.%s: \"%.40s\" is not an ISO 8601 timestamp", c->src,
-                     num_copy(t, tl, num, sizeof(num)));
+        char why[128];
+        if (res_parse_ts(t, tl, &v->i, why, sizeof(why))) {
+            snprintf(errstr, errsz, "attributes.%s: \"%.40s\" is not an ISO 8601 timestamp: %s",
+                     c->src, num_copy(t, tl, num, sizeof(num)), why);
             return -1;
         }
         break;

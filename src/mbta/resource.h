@@ -99,10 +99,11 @@ void res_row_fini(struct res_row *row);
  * Parses an ISO 8601 timestamp with an offset or Z, e.g.
  * "2026-12-04T14:03:11-05:00" or "2026-12-04T19:03:11.123Z", into
  * microseconds since the epoch: civil_parse_iso8601 with the offset
- * required (grammar and checks there). Returns 0 or -1 (syntax, range:
- * years 1900-2999, month lengths).
+ * required (grammar and checks there). Returns 0, or -1 (syntax, range:
+ * years 1900-2999, month lengths) with, if errstr, the reason in
+ * errstr[errsz] ("month 13 is out of range (01-12)").
  */
-int res_parse_ts(const char *s, size_t len, int64_t *us);
+int res_parse_ts(const char *s, size_t len, int64_t *us, char *errstr, size_t errsz);
 
 /*
  * Splits a Kafka key "<type>:<id>" (not NUL-terminated) into its parts.
