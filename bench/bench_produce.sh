@@ -28,8 +28,7 @@
 #
 # Two ways, each run, one after the other (ONE_CORE=0 skips the second):
 #   - free: every process where the scheduler puts it, sharing the cores
-#     with the broker and serve (on 2 cores, serve's CPU is taken from
-#     produce's, and kcat has no source process to feed);
+#     with the broker and serve (kcat has no source process to wake);
 #   - one core, the condition DESIGN.md states ("at least kcat's
 #     throughput on the same messages, on one core"): produce and kcat
 #     each pinned to CPU 0 (taskset, all their threads), serve and, when
@@ -38,22 +37,34 @@
 #     client's throughput is what its own CPU time per message allows.
 #
 # What it showed on the shared 2-core test machine (Dec 2026, 200,000
-# vehicle events of ~850 bytes, 3 partitions), from one invocation to the
-# next: on one core, produce 0.9-1.1x kcat's messages/s and CPU per
-# message (parity: ~2.5-2.9 CPU-s per million messages each); free,
-# 0.77-0.93x (serve, the source, takes its CPU from produce's on 2 cores).
-# Where produce's CPU goes (perf, one core): the broker thread (compression,
-# batches; the same as kcat's) about a third; JSON validation of every
-# resource (jscan's SSE2 fast path) ~16%; receiving over loopback TCP
-# (recvfrom in the kernel) ~10-13%; librdkafka's produce calls, headers
-# and allocations (jemalloc) ~15%. What got it from 0.75x to parity:
+# vehicle events of ~850 bytes, 3 partitions):
+#   - on one core, parity: the median ratio of kcat's messages/s was
+#     0.90-1.12x from one invocation to the next on Dec 4, 0.98-1.03x on
+#     Dec 5 (1.03x, single runs 0.97-1.03x, in that day's `make bench`),
+#     ~2.5-2.9 CPU-s per million messages each;
+#   - free, 0.6-0.8x. serve is not what takes the CPU (~0.05 CPU-s per
+#     run); perf sched shows both CPUs ~20% idle during produce's runs
+#     (9-15% during kcat's): produce's main thread, which carries the
+#     source work, serve and librdkafka's thread wake one another across
+#     the 2 CPUs, and the one woken often preempts produce's main thread.
+# Where produce's CPU goes (perf, one core): its librdkafka broker thread
+# (batches, lz4: the same work as kcat's) ~40%; librdkafka's calls on the
+# main thread (produce, headers, delivery reports) ~25%; receiving over
+# loopback TCP ~10%, half of it sending serve's queued bytes in the
+# receive path (loopback bills the sender's transmit to the reader whose
+# ACK opens the window); JSON validation (jscan) ~12% of the samples, but
+# only ~5% of the time (measured without it: the document it leaves in
+# the cache is copied next). kcat's own share instead: reading its file
+# (~17%) and glibc's malloc (~10%). What got produce from 0.75x to parity:
 # jemalloc instead of glibc's malloc (librdkafka's ~7 small allocations
 # per message freed in bursts by the delivery reports: -15% CPU), jscan's
 # fast path (1.4x), the record timestamp from the received-at clock read
 # (no gettimeofday per message), cheaper number formatting. Tried and
-# worse or no change: our own arena for values (no F_COPY: glibc then
-# spent more in small allocations), larger curl buffers (64-256 KB: more
-# CPU), linger.ms 10/20, GLIBC tcache tuning.
+# worse or no change: our own arena for values (no F_COPY), handing the
+# SSE parser's bytes on without copying, larger curl buffers (64-256 KB:
+# more CPU), a fixed 8 MB receive buffer, TCP_NOTSENT_LOWAT on serve,
+# linger.ms 10/20, glibc tcache and jemalloc decay/THP settings,
+# SCHED_BATCH.
 #
 # Uses KAFKA_BROKERS when set; otherwise brings up its own services under a
 # private state directory and takes them down at the end.
