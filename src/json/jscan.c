@@ -644,6 +644,12 @@ static int tr_kind(unsigned char c)
 int jscan_members(const char *buf, size_t n, const char *const *keys, size_t nkeys,
                   struct jscan_str *out)
 {
+    /* The fast scanner validates again, yet takes a third of the time of
+     * the walk below (which finds each string's end by scanning it): on
+     * valid text its answers are jscan_object's, which are this function's.
+     * What it does not vouch for (escapes, UTF-8) takes the walk. */
+    if (jscan_object_fast(buf, n, JSCAN_DEPTH_LIMIT, keys, nkeys, out) == 0)
+        return 0;
     const unsigned char *p = (const unsigned char *)buf;
     for (size_t i = 0; i < nkeys; i++)
         memset(&out[i], 0, sizeof(out[i]));
