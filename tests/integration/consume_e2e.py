@@ -27,9 +27,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from itest import (BIN, BROKERS, DB, RUN, TM, drop_schemas, exit_code,  # noqa: E402
-                   history_dump, kcat_messages, ko, ok, read_truth, services, sql, sql_json,
-                   start_serve, stop, wait_for)
+from itest import (BIN, BROKERS, DB, RUN, TM, delete_groups, delete_topic,  # noqa: E402
+                   drop_schemas, exit_code, history_dump, kcat_messages, ko, ok, read_truth,
+                   services, sql, sql_json, start_serve, stop, wait_for)
+
+TOPICS, GROUPS = [], set()  # deleted at the end
 
 PARTS = 3
 CLOCK = "2026-03-02T08:00:00-05:00"
@@ -79,6 +81,7 @@ class Source:
         self.truth = os.path.join(tmp, name + ".truth")
         self.topic = "mbta.e2e%s.%s" % (RUN, name)
         self.dlq = "mbta.e2e%s.%s-dead" % (RUN, name)
+        TOPICS.extend([self.topic, self.dlq])
         self.serve, url = start_serve(
             ["--port", "0", "--seed", "11", "--clock", CLOCK, "--truth", self.truth] + serve_args,
             stderr=open(os.path.join(tmp, name + ".serve.log"), "w"))
@@ -121,6 +124,7 @@ class Source:
 
 
 def consume_cmd(src, schema, group, extra=()):
+    GROUPS.add(group)
     return [BIN, "consume", "-b", BROKERS, "--pg", DB, "--topics",
             "%s,%s" % (src.topic, src.dlq), "--dead-letter-topic", src.dlq, "--schema", schema,
             "--group", group, "--stats-interval", "0",
@@ -386,6 +390,12 @@ def main():
         ko("consume_e2e", "%s: %s (logs in %s)" % (type(e).__name__, e, tmp))
     finally:
         drop_schemas(schemas)
+        try:
+            delete_groups(sorted(GROUPS))
+            for t in TOPICS:
+                delete_topic(t)
+        except (OSError, RuntimeError):
+            pass  # the broker is not reachable: nothing more to clean
     return exit_code()
 
 
