@@ -41,9 +41,9 @@
 # What it showed on the shared 2-core test machine (Dec 2026, 200,000
 # vehicle events of ~850 bytes, 3 partitions):
 #   - on one core, parity: the median ratio of kcat's messages/s was
-#     0.90-1.12x from one invocation to the next on Dec 4, 0.98-1.03x on
-#     Dec 5 (1.03x, single runs 0.97-1.03x, in that day's `make bench`),
-#     ~2.5-2.9 CPU-s per million messages each;
+#     0.90-1.12x from one invocation to the next on Dec 4, 0.95-1.03x on
+#     Dec 5 (0.95x, single runs 0.95-0.98x, in that day's last `make
+#     bench`), ~2.5-2.9 CPU-s per million messages each;
 #   - free, 0.6-0.8x. serve is not what takes the CPU (~0.05 CPU-s per
 #     run); perf sched shows both CPUs ~20% idle during produce's runs
 #     (9-15% during kcat's): produce's main thread, which carries the
