@@ -653,7 +653,7 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
             goto nomem;
     }
     /* Said now, in one line, rather than as a TLS error at every attempt. */
-    if (conf->cacert && access(conf->cacert, R_OK) != 0) {
+    if (conf->cacert && *conf->cacert && access(conf->cacert, R_OK) != 0) {
         snprintf(errstr, errsz, "cacert %s: %s", conf->cacert, strerror(errno));
         goto fail;
     }
@@ -704,7 +704,7 @@ struct sse_stream *sse_client_add(struct sse_client *c, const struct sse_stream_
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (conf->cacert) /* libcurl keeps its own copy */
+    if (conf->cacert && *conf->cacert) /* libcurl keeps its own copy */
         curl_easy_setopt(e, CURLOPT_CAINFO, conf->cacert);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

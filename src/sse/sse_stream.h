@@ -52,7 +52,7 @@ struct sse_stream_conf {
     size_t max_line, max_event; /* parser caps (0: defaults) */
     int verbose;                /* libcurl verbose to the log, key masked */
     long retry_after_cap_ms;    /* longest wait a 429 or `retry:` may ask for (default 300000) */
-    const char *cacert;         /* CA bundle (PEM) for TLS; NULL: libcurl's default */
+    const char *cacert;         /* CA bundle (PEM) for TLS; NULL or "": libcurl's default */
 };
 
 struct sse_stream_cbs {
