@@ -42,7 +42,7 @@
 # vehicle events of ~850 bytes, 3 partitions):
 #   - on one core, parity: the median ratio of kcat's messages/s was
 #     0.90-1.12x from one invocation to the next on Dec 4, 0.95-1.03x on
-#     Dec 5 (0.95x, single runs 0.95-0.98x, in that day's last `make
+#     Dec 5 (0.95x, single runs 0.89-1.02x, in that day's last `make
 #     bench`), ~2.5-2.9 CPU-s per million messages each;
 #   - free, 0.6-0.8x. serve is not what takes the CPU (~0.05 CPU-s per
 #     run); perf sched shows both CPUs ~20% idle during produce's runs
@@ -301,17 +301,18 @@ summary() {
 		printf "kcat -P%s (median): %d msgs in %.3f s (%.3f s with startup): %.0f msgs/s, %.2f MB/s\n", sfx, m, ks[i], kw[i], m / ks[i], b / ks[i] / 1e6
 	}'
 	awk -v n="$RUNS" -v sfx="$sfx" '{ pw = $12 - $13; if (pw <= 0) pw = $3 / 1000; pt[NR] = $1 / pw; kt[NR] = $5 / (($6 - $7 > 0) ? $6 - $7 : $6)
-		pc[NR] = ($4 - $10) / $1 * 1e6; kc[NR] = ($8 - $11) / $5 * 1e6 }
+		pc[NR] = ($4 - $10) / $1 * 1e6; kc[NR] = ($8 - $11) / $5 * 1e6
+		# The pair of each run (produce, then kcat, seconds apart), taken
+		# before med() sorts the columns: how far the noise of the machine
+		# moves one comparison.
+		rt[NR] = pt[NR] / kt[NR]; rc[NR] = kc[NR] / pc[NR] }
 	function med(a, k, i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((k + 1) / 2)] }
 	END {
 		p = med(pt, n); k = med(kt, n); c1 = med(pc, n); c2 = med(kc, n)
 		printf "CPU per million messages%s (median): produce %.2f s, kcat %.2f s\n", sfx, c1, c2
 		printf "ratio throughput%s (produce msgs/s / kcat msgs/s): %.2f\n", sfx, p / k
 		printf "ratio CPU per message%s (kcat / produce, >= 1 means produce is cheaper): %.2f\n", sfx, c2 / c1
-		# The pair of each run (produce, then kcat, seconds apart): how far
-		# the noise of the machine moves one comparison.
-		for (i = 1; i <= n; i++) { rt[i] = pt[i] / kt[i]; rc[i] = kc[i] / pc[i] }
-		m1 = med(rt, n); m2 = med(rc, n)
+		m1 = med(rt, n); m2 = med(rc, n) # sorted now: [1] and [n] are the extremes
 		printf "spread%s, produce/kcat of each run: throughput %.2f-%.2f (median %.2f), CPU per message %.2f-%.2f (median %.2f)\n", sfx, rt[1], rt[n], m1, rc[1], rc[n], m2
 	}' "$res"
 }
