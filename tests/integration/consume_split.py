@@ -350,12 +350,8 @@ def main():
         ko("consume_split", "%s: %s (logs in %s)" % (type(e).__name__, e, tmp))
     finally:
         drop_schemas(schemas)
-        try:
-            if groups:
-                delete_groups(groups)
-            delete_topic(TOPIC)
-        except Exception as e:  # noqa: BLE001
-            print("   (cleanup: %s)" % e, flush=True)
+        delete_groups(groups)
+        delete_topic(TOPIC)
         if results and all(results):
             shutil.rmtree(tmp, ignore_errors=True)
         print("   (%.1f s)" % (time.time() - t0), flush=True)

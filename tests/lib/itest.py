@@ -58,8 +58,8 @@ Kafka:
   group_offsets(group, topic, partitions)
                          the group's committed offsets (OffsetFetch v1):
                          {partition: offset}, -1 for none
-  delete_groups(groups)  DeleteGroups v0
-  delete_topic(topic)    DeleteTopics v1
+  delete_groups(groups)  DeleteGroups v0  } cleanup: errors ignored, a broker
+  delete_topic(topic)    DeleteTopics v1  } out of reach too (one line said)
 """
 import json
 import os
@@ -249,11 +249,23 @@ def group_offsets(group, topic, partitions):
     return out
 
 
+def _cleanup(what, api_key, version, body):
+    """A cleanup request: its errors ignored, the broker's and a broker out
+    of reach alike (said in one line): cleaning up is no verdict."""
+    try:
+        kafka_call(api_key, version, body)
+    except (OSError, RuntimeError) as e:
+        print("   (cleanup: %s: %s)" % (what, e), flush=True)
+
+
 def delete_groups(groups):
-    """DeleteGroups v0; errors ignored (an empty group expires anyway)."""
-    kafka_call(42, 0, struct.pack(">i", len(groups)) + b"".join(kstr(g) for g in groups))
+    """DeleteGroups v0 (an empty group expires anyway); none: nothing sent."""
+    if groups:
+        _cleanup("delete groups", 42, 0,
+                 struct.pack(">i", len(groups)) + b"".join(kstr(g) for g in groups))
 
 
 def delete_topic(topic):
-    """DeleteTopics v1; errors ignored."""
-    kafka_call(20, 1, struct.pack(">i", 1) + kstr(topic) + struct.pack(">i", int(30000 * TM)))
+    """DeleteTopics v1."""
+    _cleanup("delete topic " + topic, 20, 1,
+             struct.pack(">i", 1) + kstr(topic) + struct.pack(">i", int(30000 * TM)))
