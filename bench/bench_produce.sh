@@ -260,12 +260,15 @@ one_run() {
 	k_cpu=$(cut -d' ' -f2 "$tmp/kcat.time")
 	k1_wall=$(cut -d' ' -f1 "$tmp/kcat1.time")
 	k1_cpu=$(cut -d' ' -f2 "$tmp/kcat1.time")
-	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events $p1_cpu $k1_cpu $p_wall $p1_wall" >>"$tmp/results.$mode"
+	# One line per run; the last two columns, 14 and 15, are the seconds
+	# each side is timed by (its wall minus its 1-event run's; the whole
+	# wall, or produce's own timing, if that is not positive).
+	echo "$p_msgs $p_bytes $p_ms $p_cpu $k_msgs $k_wall $k1_wall $k_cpu $n_events $p1_cpu $k1_cpu $p_wall $p1_wall" |
+		awk '{ ps = $12 - $13; if (ps <= 0) ps = $3 / 1000; ks = $6 - $7; if (ks <= 0) ks = $6
+			print $0, ps, ks }' >>"$tmp/results.$mode"
 	awk -v r="$r" -v m="$mode" '{
-		ps = $12 - $13; if (ps <= 0) ps = $3 / 1000
-		ks = $6 - $7; if (ks <= 0) ks = $6
 		printf "run %d (%s): produce %d msgs %.3f s (-%.3f startup) %.0f msgs/s %.1f MB/s (own timing %.3f s) cpu %.3f s (%.2f s/M) | kcat %d msgs %.3f s (-%.3f startup) %.0f msgs/s cpu %.3f s (%.2f s/M)\n",
-			r, m, $1, $12, $13, $1 / ps, $2 / ps / 1e6, $3 / 1000, $4, ($4 - $10) / $1 * 1e6, $5, $6, $7, $5 / ks, $8, ($8 - $11) / $5 * 1e6
+			r, m, $1, $12, $13, $1 / $14, $2 / $14 / 1e6, $3 / 1000, $4, ($4 - $10) / $1 * 1e6, $5, $6, $7, $5 / $15, $8, ($8 - $11) / $5 * 1e6
 	}' "$tmp/results.$mode" | tail -n 1
 }
 
@@ -289,18 +292,17 @@ done
 summary() {
 	res=$1
 	sfx=$2
-	awk '{ ps = $12 - $13; if (ps <= 0) ps = $3 / 1000; print ps, $0 }' "$res" | sort -n |
-		awk -v n="$RUNS" -v sfx="$sfx" '{ ps[NR] = $1; m = $2; b = $3; ev = $10 }
+	sort -n -k14 "$res" | awk -v n="$RUNS" -v sfx="$sfx" '{ ps[NR] = $14; m = $1; b = $2; ev = $9 }
 	END {
 		i = int((n + 1) / 2); p = ps[i]
 		printf "produce%s (median of %d): %d events, %d msgs in %.3f s: %.0f events/s, %.0f msgs/s, %.2f MB/s\n", sfx, n, ev, m, p, ev / p, m / p, b / p / 1e6
 	}'
-	awk '{ print ($6 - $7 > 0 ? $6 - $7 : $6), $8 / $5, $5, $6 }' "$res" | sort -n | awk -v n="$RUNS" -v sfx="$sfx" -v b="$(tail -n 1 "$res" | cut -d' ' -f2)" '
+	awk '{ print $15, $8 / $5, $5, $6 }' "$res" | sort -n | awk -v n="$RUNS" -v sfx="$sfx" -v b="$(tail -n 1 "$res" | cut -d' ' -f2)" '
 	{ ks[NR] = $1; kw[NR] = $4; m = $3 } END {
 		i = int((n + 1) / 2)
 		printf "kcat -P%s (median): %d msgs in %.3f s (%.3f s with startup): %.0f msgs/s, %.2f MB/s\n", sfx, m, ks[i], kw[i], m / ks[i], b / ks[i] / 1e6
 	}'
-	awk -v n="$RUNS" -v sfx="$sfx" '{ pw = $12 - $13; if (pw <= 0) pw = $3 / 1000; pt[NR] = $1 / pw; kt[NR] = $5 / (($6 - $7 > 0) ? $6 - $7 : $6)
+	awk -v n="$RUNS" -v sfx="$sfx" '{ pt[NR] = $1 / $14; kt[NR] = $5 / $15
 		pc[NR] = ($4 - $10) / $1 * 1e6; kc[NR] = ($8 - $11) / $5 * 1e6
 		# The pair of each run (produce, then kcat, seconds apart), taken
 		# before med() sorts the columns: how far the noise of the machine
